@@ -1,0 +1,63 @@
+"""The ``nowcast`` command line.
+
+Each subcommand lives in its own module of this package and registers itself in
+:data:`COMMANDS` with ``@COMMANDS.register("name")`` on a function
+``(subparsers) -> None`` that adds its parser and sets ``func`` (the handler taking the
+parsed ``argparse.Namespace`` and returning an exit code). The CLI is the output layer:
+handlers may print results for the user; library code logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Callable, Sequence
+
+from simvp_model.registry import Registry
+
+AddCommand = Callable[[argparse._SubParsersAction], None]
+COMMANDS: Registry[AddCommand] = Registry("command")
+
+
+def _load_commands() -> None:
+    """Import every module of this package so each registers its subcommand."""
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``nowcast`` parser with every registered subcommand."""
+    if not len(COMMANDS):
+        _load_commands()
+    parser = argparse.ArgumentParser(
+        prog="nowcast", description="SimVP nowcasting: ingest, train, forecast, verify."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        COMMANDS.get(name)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nowcast`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        # Bad input from the user: one clear line, no traceback.
+        print(f"nowcast {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""simvp_model package."""
