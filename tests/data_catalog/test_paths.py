@@ -1,0 +1,36 @@
+import pytest
+
+from data_catalog.paths import DATA_DIR_ENV, DataDir, is_url
+
+
+def test_default_is_cwd_data(monkeypatch, tmp_path):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    d = DataDir.resolve()
+    assert d.root == str(tmp_path / "data")
+    assert d.store("mch-radar") == str(tmp_path / "data" / "stores" / "mch-radar.zarr")
+    assert d.forecast_store("x") == str(tmp_path / "data" / "forecasts" / "x.zarr")
+    assert d.models("x") == str(tmp_path / "data" / "models" / "x")
+    assert d.figures("x") == str(tmp_path / "data" / "figures" / "x")
+    assert d.reports("x") == str(tmp_path / "data" / "reports" / "x")
+
+
+def test_env_then_argument_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "env"))
+    assert DataDir.resolve().root == str(tmp_path / "env")
+    assert DataDir.resolve(tmp_path / "arg").root == str(tmp_path / "arg")
+    assert DataDir.resolve("file://" + str(tmp_path / "f")).root == str(tmp_path / "f")
+
+
+def test_url_roots_are_joined_with_slashes(monkeypatch):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    d = DataDir.resolve("s3://bucket/prefix/")
+    assert is_url(d.root)
+    assert d.store("knmi-radar") == "s3://bucket/prefix/stores/knmi-radar.zarr"
+    assert d.reports("knmi-radar") == "s3://bucket/prefix/reports/knmi-radar"
+
+
+def test_empty_data_dir_rejected(monkeypatch):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    with pytest.raises(ValueError, match="must not be empty"):
+        DataDir.resolve("   ")
