@@ -1,0 +1,852 @@
+"""Observation stores → SimVP training windows, lazily, with leak-free time splits.
+
+Contract
+--------
+Input: one or more observation stores (``DIR/stores/<source>.zarr``, see ``docs/ARCHITECTURE.md``):
+data variables with dims ``(time, y, x)``, float32, physical units, NaN = no data, and a
+``frame_present(time)`` mask. Output: torch ``Dataset`` s yielding ``(x, y)`` float32 tensors of
+shapes ``(T_in, C, H, W)`` and ``(T_out, C, H, W)`` in *normalised* units (``C`` = the selected
+variables in order, ``H``/``W`` = the grid after crop, coarsening and tiling).
+
+The steps, in the order they are applied to every frame (training, evaluation and forecasting all
+use :func:`prepare_frames` or the identical numpy path inside :class:`ZarrWindows`):
+
+1. **variables** are stacked along ``channel`` in the order given;
+2. **crop** ``[y0, y1, x0, x1]`` selects grid *indices* (half-open) on the store grid;
+3. **coarsen** by ``k`` replaces each ``k × k`` block by the mean of its finite pixels (NaN only
+   when the whole block is NaN); the cropped extent must be divisible by ``k``;
+4. **tiles** (optional) cut ``(H, W)`` pieces of the coarsened grid: a fixed non-overlapping grid
+   (``"grid"``, every tile of every window is one sample) or one random position per sample
+   (``"random"``, training only);
+5. **normalisation** (:class:`simvp_model.normalisation.Normalisation`, fitted on the train split
+   only) maps physical units to model units;
+6. **NaN fill**: pixels still NaN inside a valid frame (outside radar range, masked cells) are set
+   to the *normalised physical zero* for precipitation/count transforms (``dbr``, ``log1p``: "no
+   rain", "no pickups") and to the *normalised train mean* (``0``) for ``identity`` (temperature).
+   Targets are filled the same way, so the loss sees finite numbers everywhere.
+
+Which frames make windows
+    A frame is *valid* when ``frame_present`` is True and no selected variable is all-NaN on the
+    prepared grid. A window is ``T_in + T_out`` consecutive valid frames at the store's regular
+    ``time_step``: windows never cross a missing frame or an irregular time step.
+
+Splits (no leakage)
+    Each store is split on its own (events of one source live in one store, separated by missing
+    frames). ``by="time"`` (default) cuts the valid frames chronologically into train / val / test
+    by the given fractions; ``by="event"`` gives whole contiguous segments (events) to the splits,
+    in time order. In both modes at least ``gap`` time steps (default: one window length) lie
+    strictly between the last frame of one split and the first frame of the next one, so
+    ``train max target time + gap·step < val min input time`` and no window straddles a boundary.
+
+Laziness
+    Stores are opened once per process/DataLoader worker with ``xr.open_zarr(chunks=None)`` and
+    each sample reads only its ``T_in + T_out`` time slices of the cropped area (the Zarr chunks
+    holding them); nothing ever loads a whole variable. Building the index reads every *present*
+    frame once, block by block (validity and the train-split normalisation statistics).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from torch.utils.data import Dataset
+
+log = logging.getLogger(__name__)
+
+SPLITS: tuple[str, str, str] = ("train", "val", "test")
+TRAIN, VAL, TEST, UNUSED = 0, 1, 2, -1
+# Frames read per block while scanning a store: bounded memory (block x C x H x W floats).
+SCAN_BLOCK_FRAMES = 32
+
+
+# ---------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class WindowConfig:
+    """Length of one sample in frames.
+
+    Parameters
+    ----------
+    in_frames : int
+        ``T_in``, input frames.
+    out_frames : int
+        ``T_out``, target frames.
+    stride : int
+        Step in frames between consecutive window starts (1 = every start).
+    """
+
+    in_frames: int
+    out_frames: int
+    stride: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("in_frames", "out_frames", "stride"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    @property
+    def length(self) -> int:
+        """``T_in + T_out``, the frames one window spans."""
+        return self.in_frames + self.out_frames
+
+
+@dataclass(frozen=True)
+class SpatialConfig:
+    """Crop, coarsening and tiling applied to every frame.
+
+    Parameters
+    ----------
+    crop : tuple of 4 int or None
+        ``(y0, y1, x0, x1)`` half-open *index* ranges on the store grid; None = whole grid.
+    coarsen : int
+        Block size ``k``: each ``k × k`` block becomes the NaN-aware mean (``H = (y1 - y0) / k``).
+    tile : tuple of 2 int or None
+        ``(H, W)`` of a tile on the coarsened grid; None = the whole (cropped, coarsened) grid.
+    tile_mode : {"grid", "random"}
+        ``"grid"``: non-overlapping tiles from the top-left corner, each one a sample (leftover
+        rows/columns at the bottom/right are not covered); ``"random"``: one random tile position
+        per sample (use for training only; validation and test always use ``"grid"``).
+    """
+
+    crop: tuple[int, int, int, int] | None = None
+    coarsen: int = 1
+    tile: tuple[int, int] | None = None
+    tile_mode: Literal["grid", "random"] = "grid"
+
+    def __post_init__(self) -> None:
+        if self.crop is not None:
+            crop = tuple(int(v) for v in self.crop)
+            if (
+                len(crop) != 4
+                or crop[0] < 0
+                or crop[2] < 0
+                or crop[1] <= crop[0]
+                or crop[3] <= crop[2]
+            ):
+                raise ValueError(
+                    f"crop must be (y0, y1, x0, x1) with y0 < y1, x0 < x1, got {self.crop!r}"
+                )
+            object.__setattr__(self, "crop", crop)
+        if not isinstance(self.coarsen, int | np.integer) or self.coarsen < 1:
+            raise ValueError(f"coarsen must be a positive integer, got {self.coarsen!r}")
+        if self.tile is not None:
+            tile = tuple(int(v) for v in self.tile)
+            if len(tile) != 2 or min(tile) < 1:
+                raise ValueError(f"tile must be (H, W) with positive sizes, got {self.tile!r}")
+            object.__setattr__(self, "tile", tile)
+        if self.tile_mode not in ("grid", "random"):
+            raise ValueError(f"tile_mode must be 'grid' or 'random', got {self.tile_mode!r}")
+
+    def prepared_shape(self, ny: int, nx: int) -> tuple[int, int]:
+        """``(H, W)`` of a store grid ``(ny, nx)`` after crop and coarsening (before tiling)."""
+        y0, y1, x0, x1 = self.crop if self.crop is not None else (0, ny, 0, nx)
+        if y1 > ny or x1 > nx:
+            raise ValueError(f"crop {self.crop} exceeds the store grid (y={ny}, x={nx})")
+        k = self.coarsen
+        if (y1 - y0) % k or (x1 - x0) % k:
+            raise ValueError(
+                f"cropped extent ({y1 - y0}, {x1 - x0}) is not divisible by coarsen={k}; "
+                "choose a crop that is"
+            )
+        return (y1 - y0) // k, (x1 - x0) // k
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How the frames of each store are split into train / val / test.
+
+    Parameters
+    ----------
+    fractions : tuple of 3 float
+        Shares of the valid frames for train, val, test (sum 1; val/test may be 0).
+    gap : int or None
+        Time steps that must lie strictly between two splits; None = the window length.
+    by : {"time", "event"}
+        ``"time"``: chronological cut of the valid frames; ``"event"``: whole contiguous segments
+        go to one split each (needs at least one segment per non-empty split).
+    """
+
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    gap: int | None = None
+    by: Literal["time", "event"] = "time"
+
+    def __post_init__(self) -> None:
+        fr = tuple(float(f) for f in self.fractions)
+        if (
+            len(fr) != 3
+            or min(fr) < 0
+            or fr[0] <= 0
+            or not math.isclose(sum(fr), 1.0, abs_tol=1e-6)
+        ):
+            raise ValueError(
+                "fractions must be 3 non-negative shares summing to 1 with train > 0, "
+                f"got {self.fractions!r}"
+            )
+        object.__setattr__(self, "fractions", fr)
+        if self.gap is not None and (not isinstance(self.gap, int | np.integer) or self.gap < 0):
+            raise ValueError(f"gap must be a non-negative integer or None, got {self.gap!r}")
+        if self.by not in ("time", "event"):
+            raise ValueError(f"by must be 'time' or 'event', got {self.by!r}")
+
+    def gap_for(self, window: WindowConfig) -> int:
+        """The gap in time steps for ``window`` (default: its length)."""
+        return window.length if self.gap is None else int(self.gap)
+
+
+# ----------------------------------------------------------------- pure index logic
+def contiguous_runs(valid: np.ndarray, breaks: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Half-open ``[start, stop)`` runs of consecutive True frames.
+
+    Parameters
+    ----------
+    valid : np.ndarray of bool, shape (T,)
+        Frame usable or not.
+    breaks : np.ndarray of bool, shape (T,), optional
+        ``breaks[i]`` True when frame ``i`` does not follow frame ``i - 1`` at the regular step;
+        a run never continues across a break.
+
+    Returns
+    -------
+    list of (int, int)
+    """
+    valid = np.asarray(valid, dtype=bool)
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, ok in enumerate(valid):
+        broken = breaks is not None and i > 0 and bool(breaks[i])
+        if start is not None and (not ok or broken):
+            runs.append((start, i))
+            start = None
+        if ok and start is None:
+            start = i
+    if start is not None:
+        runs.append((start, len(valid)))
+    return runs
+
+
+def window_starts(
+    labels: np.ndarray, split: int, length: int, stride: int = 1, breaks: np.ndarray | None = None
+) -> np.ndarray:
+    """Start indices of the windows lying wholly inside one split.
+
+    Parameters
+    ----------
+    labels : np.ndarray of int, shape (T,)
+        Split of each frame (``TRAIN``, ``VAL``, ``TEST``; ``UNUSED`` = invalid or gap).
+    split : int
+        Which split.
+    length : int
+        Frames per window (``T_in + T_out``).
+    stride : int
+        Step between starts inside one run.
+    breaks : np.ndarray of bool, optional
+        Irregular time steps (see :func:`contiguous_runs`).
+
+    Returns
+    -------
+    np.ndarray of int64
+        Frame ``s`` starts a window when frames ``s .. s + length - 1`` all carry ``split``.
+    """
+    starts: list[int] = []
+    for a, b in contiguous_runs(np.asarray(labels) == split, breaks):
+        starts.extend(range(a, b - length + 1, stride))
+    return np.asarray(starts, dtype=np.int64)
+
+
+def assign_splits(
+    valid: np.ndarray,
+    fractions: Sequence[float],
+    gap: int,
+    min_frames: int,
+    by: Literal["time", "event"] = "time",
+    breaks: np.ndarray | None = None,
+    steps: np.ndarray | None = None,
+) -> np.ndarray:
+    """Label each frame of one store with its split.
+
+    ``by="time"``: with ``N`` valid frames and ``n_gaps`` gaps between the non-empty splits, the
+    frames ``M = N - n_gaps·gap`` are shared by ``fractions`` (val and test get
+    ``floor(f·M)`` but at least ``min_frames`` each when non-zero; train gets the rest). Train
+    takes the first ``n_train`` valid frames; the next split starts at the first valid frame more
+    than ``gap`` steps after the previous split's last frame and takes ``n_val`` valid frames;
+    test takes every valid frame after the next gap. Missing stretches count towards a gap.
+
+    ``by="event"``: the contiguous segments are given, in time order, to train / val / test as
+    whole segments, choosing the cut points whose cumulative frame shares are closest to the
+    fractions; frames within ``gap`` steps of the previous split's last frame are dropped.
+
+    Parameters
+    ----------
+    valid : np.ndarray of bool, shape (T,)
+    fractions : sequence of 3 float
+        Train, val, test shares.
+    gap : int
+        Time steps that must lie strictly between two splits: the first frame of a split is more
+        than ``gap`` steps after the last frame of the previous one.
+    min_frames : int
+        Least frames a non-empty split needs (one window).
+    by : {"time", "event"}
+    breaks : np.ndarray of bool, optional
+        Irregular time steps (they also end segments for ``by="event"``).
+    steps : np.ndarray of int, shape (T,), optional
+        Position of each frame in time steps (default ``arange(T)``: a regular axis).
+
+    Returns
+    -------
+    np.ndarray of int8, shape (T,)
+        ``TRAIN``, ``VAL``, ``TEST`` or ``UNUSED`` (invalid or inside a gap).
+
+    Raises
+    ------
+    ValueError
+        When the store is too short for the requested splits.
+    """
+    valid = np.asarray(valid, dtype=bool)
+    steps = np.arange(len(valid)) if steps is None else np.asarray(steps, dtype=np.int64)
+    labels = np.full(valid.shape, UNUSED, dtype=np.int8)
+    active = [k for k, f in enumerate(fractions) if f > 0]
+    if by == "event":
+        return _assign_by_event(valid, fractions, gap, active, breaks, steps, labels)
+    n_valid = int(valid.sum())
+    needed = len(active) * min_frames + (len(active) - 1) * gap
+    if n_valid < needed:
+        raise ValueError(
+            f"only {n_valid} valid frames; {len(active)} splits of at least {min_frames} frames "
+            f"(one window) and {len(active) - 1} gaps of {gap} steps need {needed}"
+        )
+    share = n_valid - (len(active) - 1) * gap
+    counts = {k: max(min_frames, math.floor(fractions[k] * share)) for k in active if k != TRAIN}
+    counts[TRAIN] = max(min_frames, share - sum(counts.values()))
+    index = np.flatnonzero(valid)
+    position = 0  # first candidate in ``index``
+    for k in active:
+        chunk = index[position:] if k == active[-1] else index[position : position + counts[k]]
+        labels[chunk] = k
+        if k == active[-1] or len(chunk) == 0:
+            break
+        # Next split: first valid frame more than ``gap`` steps after this split's last frame.
+        position = int(np.searchsorted(steps[index], steps[chunk[-1]] + gap, side="right"))
+    return labels
+
+
+def _assign_by_event(
+    valid: np.ndarray,
+    fractions: Sequence[float],
+    gap: int,
+    active: list[int],
+    breaks: np.ndarray | None,
+    steps: np.ndarray,
+    labels: np.ndarray,
+) -> np.ndarray:
+    segments = contiguous_runs(valid, breaks)
+    if len(segments) < len(active):
+        raise ValueError(
+            f"by='event' needs at least one contiguous segment per split: {len(segments)} "
+            f"segments for {len(active)} non-empty splits"
+        )
+    sizes = np.array([b - a for a, b in segments], dtype=float)
+    cum = np.concatenate([[0.0], np.cumsum(sizes) / sizes.sum()])
+    targets = np.cumsum([fractions[k] for k in active])[:-1]
+    n = len(segments)
+    # Cut points c_1 < ... < c_{m-1} in 1..n-1: segments [c_j, c_{j+1}) go to split j.
+    candidates = _increasing_tuples(1, n - 1, len(active) - 1)
+    costs = [
+        sum(abs(cum[c] - t) for c, t in zip(cuts, targets, strict=True)) for cuts in candidates
+    ]
+    bounds = (0, *candidates[int(np.argmin(costs))], n)
+    previous_last: int | None = None  # step of the previous split's last frame
+    for j, k in enumerate(active):
+        for a, b in segments[bounds[j] : bounds[j + 1]]:
+            keep = np.arange(a, b)
+            if previous_last is not None:
+                keep = keep[steps[keep] > previous_last + gap]
+            labels[keep] = k
+        used = np.flatnonzero(labels == k)
+        if len(used) == 0:
+            raise ValueError(
+                f"by='event': split {SPLITS[k]!r} lost all its frames to the {gap}-step gap"
+            )
+        previous_last = int(steps[used[-1]])
+    return labels
+
+
+def _increasing_tuples(lo: int, hi: int, m: int) -> list[tuple[int, ...]]:
+    """All strictly increasing m-tuples of integers in [lo, hi]."""
+    if m == 0:
+        return [()]
+    return [(c, *rest) for c in range(lo, hi + 1) for rest in _increasing_tuples(c + 1, hi, m - 1)]
+
+
+# --------------------------------------------------------------- spatial preparation
+def block_mean(frames: np.ndarray, k: int) -> np.ndarray:
+    """NaN-aware ``k × k`` block mean over the last two axes.
+
+    Parameters
+    ----------
+    frames : np.ndarray, shape (..., H·k, W·k)
+    k : int
+
+    Returns
+    -------
+    np.ndarray, shape (..., H, W), float32
+        Mean of the finite pixels of each block; NaN where a block has none.
+    """
+    if k == 1:
+        return frames.astype(np.float32, copy=False)
+    *lead, ny, nx = frames.shape
+    if ny % k or nx % k:
+        raise ValueError(f"grid ({ny}, {nx}) is not divisible by coarsen={k}")
+    blocks = frames.reshape(*lead, ny // k, k, nx // k, k)  # (..., H, k, W, k)
+    finite = np.isfinite(blocks)
+    total = np.where(finite, blocks, 0.0).sum(axis=(-3, -1), dtype=np.float64)
+    count = finite.sum(axis=(-3, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    return mean.astype(np.float32)
+
+
+def spatial_config_from(metadata: Mapping[str, Any]) -> SpatialConfig:
+    """The crop/coarsening recorded in a checkpoint's ``metadata`` (tiles do not apply there)."""
+    crop = metadata.get("crop")
+    return SpatialConfig(
+        crop=tuple(crop) if crop is not None else None, coarsen=int(metadata.get("coarsen", 1))
+    )
+
+
+def prepare_frames(store_ds: xr.Dataset, metadata: Mapping[str, Any]) -> xr.DataArray:
+    """Variable selection, crop and coarsening of a store, exactly as used for training.
+
+    Parameters
+    ----------
+    store_ds : xr.Dataset
+        An observation store (dims ``(time, y, x)``), ideally opened lazily with ``xr.open_zarr``.
+    metadata : mapping
+        A checkpoint's ``metadata`` (or any mapping) with ``variables`` (list of str) and optional
+        ``crop`` (``[y0, y1, x0, x1]`` indices or None) and ``coarsen`` (int, default 1).
+
+    Returns
+    -------
+    xr.DataArray, dims (time, channel, y, x)
+        Physical units, NaN = no data; ``channel`` holds the variable names. Lazy (dask) when the
+        store is; coordinates ``y``/``x``/``latitude``/``longitude`` are block means of the
+        originals and ``frame_present`` is kept when the store has it.
+    """
+    variables = list(metadata["variables"])
+    missing = [v for v in variables if v not in store_ds.data_vars]
+    if missing:
+        raise ValueError(f"variables {missing} not in the store (has {sorted(store_ds.data_vars)})")
+    spatial = spatial_config_from(metadata)
+    ny, nx = store_ds.sizes["y"], store_ds.sizes["x"]
+    spatial.prepared_shape(ny, nx)  # validates crop bounds and divisibility
+    da = store_ds[variables].to_dataarray(dim="channel").transpose("time", "channel", "y", "x")
+    if spatial.crop is not None:
+        y0, y1, x0, x1 = spatial.crop
+        da = da.isel(y=slice(y0, y1), x=slice(x0, x1))
+    k = spatial.coarsen
+    if k > 1:
+        if da.chunks is None:
+            # Lazily indexed backend array: wrap in dask so coarsening stays lazy.
+            da = da.chunk({"time": 1})
+        da = da.coarsen(y=k, x=k, boundary="exact").mean()  # NaN-aware (skipna)
+    da.name = "frames"
+    da.attrs.update(
+        {"crop": list(spatial.crop) if spatial.crop else None, "coarsen": k, "variables": variables}
+    )
+    return da
+
+
+# ------------------------------------------------------------------- store scanning
+def store_time_step(ds: xr.Dataset) -> pd.Timedelta:
+    """The regular time step of a store: ``attrs["time_step"]``, else the smallest spacing."""
+    step = ds.attrs.get("time_step")
+    if step:
+        try:
+            return pd.Timedelta(pd.tseries.frequencies.to_offset(step))
+        except ValueError:
+            return pd.Timedelta(step)
+    times = ds["time"].values
+    if len(times) < 2:
+        raise ValueError(
+            f"cannot infer the time step of a store with {len(times)} time(s) and no time_step attr"
+        )
+    return pd.Timedelta(np.diff(times).min())
+
+
+@dataclass
+class FrameStats:
+    """Per-frame, per-channel sums of the *transformed* finite values (for NaN-aware fitting).
+
+    Arrays of shape ``(T, C)``; frames never read (not present) hold zeros.
+    """
+
+    count: np.ndarray
+    total: np.ndarray
+    total_sq: np.ndarray
+
+    def reduce(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(count, sum, sum of squares)`` per channel, shape ``(C,)``, over a frame mask."""
+        return (
+            self.count[frames].sum(axis=0),
+            self.total[frames].sum(axis=0),
+            self.total_sq[frames].sum(axis=0),
+        )
+
+
+@dataclass
+class StoreIndex:
+    """What the scan of one store found (one entry per time step).
+
+    Attributes
+    ----------
+    path : str
+    times : np.ndarray of datetime64[ns], shape (T,)
+    valid : np.ndarray of bool, shape (T,)
+        ``frame_present`` and no channel all-NaN on the prepared grid.
+    breaks : np.ndarray of bool, shape (T,)
+        True where frame ``i`` does not follow frame ``i - 1`` by ``step``.
+    steps : np.ndarray of int64, shape (T,)
+        Position of each frame in time steps from the first one.
+    step : pd.Timedelta
+    shape : tuple of 2 int
+        ``(H, W)`` after crop and coarsening.
+    units : list of str
+        ``units`` attribute of each variable.
+    stats : FrameStats
+        Per-frame sums of the transformed values.
+    """
+
+    path: str
+    times: np.ndarray
+    valid: np.ndarray
+    breaks: np.ndarray
+    steps: np.ndarray
+    step: pd.Timedelta
+    shape: tuple[int, int]
+    units: list[str]
+    stats: FrameStats
+
+
+def open_store(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Open an observation store lazily without dask (reads happen per ``isel``)."""
+    return xr.open_zarr(os.fspath(path), chunks=None)
+
+
+def read_prepared(
+    ds: xr.Dataset, variables: Sequence[str], spatial: SpatialConfig, start: int, stop: int
+) -> np.ndarray:
+    """Read frames ``start:stop`` of ``ds`` cropped and coarsened.
+
+    Returns
+    -------
+    np.ndarray, shape (stop - start, C, H, W), float32, physical units (NaN kept)
+    """
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    y0, y1, x0, x1 = spatial.crop if spatial.crop is not None else (0, ny, 0, nx)
+    planes = [
+        ds[v].isel(time=slice(start, stop), y=slice(y0, y1), x=slice(x0, x1)).values
+        for v in variables
+    ]
+    frames = np.stack(planes, axis=1)  # (T, C, y1 - y0, x1 - x0)
+    return block_mean(frames, spatial.coarsen)  # (T, C, H, W)
+
+
+def scan_store(
+    path: str | os.PathLike[str],
+    variables: Sequence[str],
+    spatial: SpatialConfig,
+    transform: Any | None = None,
+) -> StoreIndex:
+    """Find the valid frames of a store and per-frame statistics, reading present frames once.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The Zarr store.
+    variables : sequence of str
+        Data variables to use as channels.
+    spatial : SpatialConfig
+        Crop and coarsening (tiles do not affect validity).
+    transform : callable or None
+        ``np.ndarray (T, C, H, W) -> np.ndarray`` applied before the statistics (the
+        normalisation's transform, e.g. dBR); None = identity.
+
+    Returns
+    -------
+    StoreIndex
+        With ``stats`` (:class:`FrameStats`) of the transformed finite values.
+    """
+    ds = open_store(path)
+    missing = [v for v in variables if v not in ds.data_vars]
+    if missing:
+        raise ValueError(
+            f"variables {missing} not in store {os.fspath(path)!r} (has {sorted(ds.data_vars)})"
+        )
+    for v in variables:
+        if ds[v].dims != ("time", "y", "x"):
+            raise ValueError(
+                f"variable {v!r} of {os.fspath(path)!r} has dims {ds[v].dims}, "
+                "expected (time, y, x)"
+            )
+    shape = spatial.prepared_shape(ds.sizes["y"], ds.sizes["x"])
+    times = ds["time"].values.astype("datetime64[ns]")
+    step = store_time_step(ds)
+    breaks = np.zeros(len(times), dtype=bool)
+    if len(times) > 1:
+        breaks[1:] = np.diff(times) != step.to_timedelta64()
+    if "frame_present" in ds:
+        present = np.asarray(ds["frame_present"].values, dtype=bool)
+    else:
+        present = np.ones(len(times), dtype=bool)
+    n_channels = len(variables)
+    stats = FrameStats(
+        count=np.zeros((len(times), n_channels), dtype=np.int64),
+        total=np.zeros((len(times), n_channels), dtype=np.float64),
+        total_sq=np.zeros((len(times), n_channels), dtype=np.float64),
+    )
+    for a, b in contiguous_runs(present):
+        for start in range(a, b, SCAN_BLOCK_FRAMES):
+            stop = min(b, start + SCAN_BLOCK_FRAMES)
+            frames = read_prepared(ds, variables, spatial, start, stop)  # (t, C, H, W)
+            values = transform(frames) if transform is not None else frames
+            finite = np.isfinite(values)
+            clean = np.where(finite, values, 0.0).astype(np.float64)
+            stats.count[start:stop] = finite.sum(axis=(2, 3))
+            stats.total[start:stop] = clean.sum(axis=(2, 3))
+            stats.total_sq[start:stop] = (clean**2).sum(axis=(2, 3))
+    # A frame is valid when present and no channel is all-NaN on the prepared grid.
+    valid = present & (stats.count > 0).all(axis=1)
+    units = [str(ds[v].attrs.get("units", "")) for v in variables]
+    ds.close()
+    steps = ((times - times[0]) // step.to_timedelta64()).astype(np.int64) if len(times) else times
+    return StoreIndex(os.fspath(path), times, valid, breaks, steps, step, shape, units, stats)
+
+
+# ---------------------------------------------------------------------- the dataset
+@dataclass(frozen=True)
+class WindowRef:
+    """One window: which store and which frame starts it."""
+
+    store: int
+    start: int
+
+
+class ZarrWindows(Dataset):
+    """``(x, y)`` windows cut lazily from one or more observation stores.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Zarr stores (all with ``variables`` and the same prepared/tiled ``(H, W)``).
+    variables : sequence of str
+        Channels, in order.
+    windows : sequence of WindowRef
+        The windows of this dataset (see :func:`build_splits`).
+    window : WindowConfig
+    spatial : SpatialConfig
+        Crop, coarsening, tiles.
+    encode : callable or None
+        ``np.ndarray (T, C, H, W)`` physical → normalised; None = no normalisation.
+    fill : np.ndarray of float, shape (C,), or None
+        Normalised value written where pixels are NaN (see the module docstring); None = 0.
+    grid_shape : tuple of 2 int
+        ``(H, W)`` of the prepared (untiled) grid, for the tile positions.
+    seed : int
+        Seed of the random tile positions.
+
+    Notes
+    -----
+    Each store is opened on first use in each process (DataLoader worker) and never loaded
+    whole: a sample reads frames ``start .. start + T_in + T_out - 1`` of the cropped area only.
+    ``frames_read`` counts the frames read by this process (useful to check laziness).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        variables: Sequence[str],
+        windows: Sequence[WindowRef],
+        window: WindowConfig,
+        spatial: SpatialConfig,
+        grid_shape: tuple[int, int],
+        encode: Any | None = None,
+        fill: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.paths = [os.fspath(p) for p in paths]
+        self.variables = list(variables)
+        self.windows = list(windows)
+        self.window = window
+        self.spatial = spatial
+        self.grid_shape = (int(grid_shape[0]), int(grid_shape[1]))
+        self.encode = encode
+        self.fill = (
+            np.zeros(len(self.variables), dtype=np.float32)
+            if fill is None
+            else np.asarray(fill, dtype=np.float32).reshape(len(self.variables))
+        )
+        self.seed = seed
+        self.frames_read = 0
+        self._handles: dict[int, xr.Dataset] = {}
+        self._tiles = self._tile_origins()
+        self._rng = np.random.default_rng(seed)
+
+    def _tile_origins(self) -> list[tuple[int, int]]:
+        H, W = self.grid_shape
+        if self.spatial.tile is None:
+            return [(0, 0)]
+        th, tw = self.spatial.tile
+        if th > H or tw > W:
+            raise ValueError(
+                f"tile {self.spatial.tile} is larger than the prepared grid {self.grid_shape}"
+            )
+        if self.spatial.tile_mode == "random":
+            return [(-1, -1)]
+        return [(i, j) for i in range(0, H - th + 1, th) for j in range(0, W - tw + 1, tw)]
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of every sample."""
+        h, w = self.spatial.tile if self.spatial.tile is not None else self.grid_shape
+        return len(self.variables), h, w
+
+    def __len__(self) -> int:
+        return len(self.windows) * len(self._tiles)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Open handles are per process: DataLoader workers reopen their own.
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def _store(self, index: int) -> xr.Dataset:
+        key = index
+        if key not in self._handles:
+            self._handles[key] = open_store(self.paths[index])
+        return self._handles[key]
+
+    def read_physical(self, item: int) -> np.ndarray:
+        """Sample ``item`` in physical units, ``(T_in + T_out, C, H, W)``, NaN kept."""
+        if not 0 <= item < len(self):
+            raise IndexError(f"sample {item} out of range for {len(self)} samples")
+        ref = self.windows[item // len(self._tiles)]
+        origin = self._tiles[item % len(self._tiles)]
+        frames = read_prepared(
+            self._store(ref.store),
+            self.variables,
+            self.spatial,
+            ref.start,
+            ref.start + self.window.length,
+        )  # (L, C, H, W) of the whole prepared grid
+        self.frames_read += self.window.length
+        if self.spatial.tile is not None:
+            th, tw = self.spatial.tile
+            if origin == (-1, -1):
+                H, W = self.grid_shape
+                origin = (
+                    int(self._rng.integers(0, H - th + 1)),
+                    int(self._rng.integers(0, W - tw + 1)),
+                )
+            i, j = origin
+            frames = frames[:, :, i : i + th, j : j + tw]  # (L, C, th, tw)
+        return frames
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = self.read_physical(item)
+        values = self.encode(frames) if self.encode is not None else frames
+        values = np.asarray(values, dtype=np.float32)
+        nan = ~np.isfinite(values)
+        if nan.any():
+            values = np.where(nan, self.fill[None, :, None, None], values)  # (L, C, H, W)
+        tensor = torch.from_numpy(np.ascontiguousarray(values))
+        T_in = self.window.in_frames
+        return tensor[:T_in], tensor[T_in:]
+
+    def __repr__(self) -> str:
+        return (
+            f"ZarrWindows({len(self.windows)} windows x {len(self._tiles)} tiles, "
+            f"{self.window.in_frames}->{self.window.out_frames}, C,H,W={self.sample_shape}, "
+            f"stores={self.paths})"
+        )
+
+
+# ----------------------------------------------------------------- building splits
+@dataclass
+class WindowSplits:
+    """The windows of each split and what they were cut from.
+
+    Attributes
+    ----------
+    window : WindowConfig
+    windows : dict of str to list of WindowRef
+        ``"train"``, ``"val"``, ``"test"``.
+    indexes : list of StoreIndex
+    labels : list of np.ndarray
+        Split label of every frame of each store (``TRAIN``, ``VAL``, ``TEST``, ``UNUSED``).
+    periods : dict of str to list of str or None
+        ``[first input time, last target time]`` of each split over all stores (ISO 8601, UTC).
+    """
+
+    window: WindowConfig
+    windows: dict[str, list[WindowRef]]
+    indexes: list[StoreIndex]
+    labels: list[np.ndarray]
+    periods: dict[str, list[str] | None]
+
+    def counts(self) -> dict[str, int]:
+        """Number of windows per split."""
+        return {name: len(refs) for name, refs in self.windows.items()}
+
+    def frames_in(self, name: str, store: int) -> np.ndarray:
+        """Bool mask, shape (T,), of the frames of ``store`` inside a window of split ``name``."""
+        mask = np.zeros(len(self.indexes[store].times), dtype=bool)
+        for ref in self.windows[name]:
+            if ref.store == store:
+                mask[ref.start : ref.start + self.window.length] = True
+        return mask
+
+
+def build_splits(
+    indexes: Sequence[StoreIndex], window: WindowConfig, split: SplitConfig
+) -> WindowSplits:
+    """Split each scanned store on its own and list the windows of every split.
+
+    Parameters
+    ----------
+    indexes : sequence of StoreIndex
+        From :func:`scan_store`, one per store.
+    window : WindowConfig
+    split : SplitConfig
+
+    Returns
+    -------
+    WindowSplits
+    """
+    gap = split.gap_for(window)
+    windows: dict[str, list[WindowRef]] = {name: [] for name in SPLITS}
+    labels: list[np.ndarray] = []
+    spans: dict[str, list[np.datetime64]] = {name: [] for name in SPLITS}
+    for s, index in enumerate(indexes):
+        lab = assign_splits(
+            index.valid, split.fractions, gap, window.length, split.by, index.breaks, index.steps
+        )
+        labels.append(lab)
+        for k, name in enumerate(SPLITS):
+            starts = window_starts(lab, k, window.length, window.stride, index.breaks)
+            windows[name].extend(WindowRef(s, int(a)) for a in starts)
+            if len(starts):
+                spans[name] += [index.times[starts[0]], index.times[starts[-1] + window.length - 1]]
+    periods = {name: [_iso(min(v)), _iso(max(v))] if v else None for name, v in spans.items()}
+    return WindowSplits(window, windows, list(indexes), labels, periods)
+
+
+def _iso(t: np.datetime64) -> str:
+    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ")
