@@ -1,0 +1,32 @@
+"""Reference forecasts to beat: persistence, optical-flow extrapolation, climatology, last day.
+
+Contract of every baseline in :data:`BASELINES` (``forecast(history, steps, **context)``):
+
+- ``history`` : ``xr.DataArray`` with dims ``(time, y, x)`` or ``(time, channel, y, x)`` in
+  physical units (mm/h, K, counts), a regular datetime64 ``time`` coordinate, oldest first; its
+  last frame is the forecast's initial time. NaN = no data.
+- ``steps`` : number of lead times; lead ``k`` (1-based) is valid at ``init_time + k · step``,
+  ``step`` being the history's spacing (or ``time_step=`` in the context).
+- ``**context`` : optional inputs a baseline may need, ignored by those that don't:
+  ``time_step`` (str or Timedelta), ``archive`` (``xr.DataArray`` of past observations with the
+  same dims as ``history``; only frames up to ``init_time`` are ever used, so passing the whole
+  store cannot leak the future).
+- Returns ``xr.DataArray`` with dims ``(lead_time, *history.dims[1:])``, the same units and dtype,
+  ``lead_time`` timedelta64 coordinate, scalar ``init_time`` coordinate, the history's spatial
+  coords. NaN policy is stated by each baseline.
+
+Every method evaluated by :mod:`pipelines.evaluate` (SimVP included) is such a function.
+"""
+
+from __future__ import annotations
+
+from pipelines.baselines import climatology, optical_flow, persistence
+from pipelines.baselines._registry import BASELINES, BaselineFn
+
+
+def get_baseline(name: str) -> BaselineFn:
+    """The baseline registered as ``name`` (``ValueError`` listing the valid names)."""
+    return BASELINES.get(name)
+
+
+__all__ = ["BASELINES", "BaselineFn", "climatology", "get_baseline", "optical_flow", "persistence"]

@@ -1,0 +1,75 @@
+"""The ``BASELINES`` registry and the helpers every baseline shares (time step, output frame)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from data_catalog.vocabulary import INIT_TIME, LEAD_TIME, TIME
+from simvp_model.registry import Registry
+
+BaselineFn = Callable[..., xr.DataArray]
+"""``forecast(history, steps, **context) -> xr.DataArray`` (see :mod:`pipelines.baselines`)."""
+
+BASELINES: Registry[BaselineFn] = Registry("baseline")
+
+
+def check_history(history: xr.DataArray, min_frames: int = 1) -> None:
+    """Raise ``ValueError`` unless ``history`` is ``(time, [channel,] y, x)`` with enough frames."""
+    if not isinstance(history, xr.DataArray):
+        raise TypeError(f"history must be an xr.DataArray, got {type(history).__name__}")
+    if history.ndim not in (3, 4) or history.dims[0] != TIME:
+        raise ValueError(
+            f"history must have dims (time, y, x) or (time, channel, y, x), got {history.dims}"
+        )
+    if history.sizes[TIME] < min_frames:
+        raise ValueError(f"need at least {min_frames} history frame(s), got {history.sizes[TIME]}")
+    if TIME not in history.coords or not np.issubdtype(history[TIME].dtype, np.datetime64):
+        raise ValueError("history needs a datetime64 'time' coordinate")
+
+
+def check_steps(steps: int) -> int:
+    """Return ``steps`` if it is a positive integer number of lead times."""
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    return int(steps)
+
+
+def time_step(history: xr.DataArray, step: str | pd.Timedelta | None = None) -> pd.Timedelta:
+    """The forecast time step: ``step`` if given, else the (regular) spacing of ``history``."""
+    if step is not None:
+        delta = pd.Timedelta(step)
+    else:
+        if history.sizes[TIME] < 2:
+            raise ValueError("one history frame: pass time_step=... to set the lead times")
+        diffs = np.unique(np.diff(history[TIME].values))
+        if diffs.size != 1:
+            raise ValueError(f"history times are not regular: spacings {diffs}")
+        delta = pd.Timedelta(diffs[0])
+    if delta <= pd.Timedelta(0):
+        raise ValueError(f"time step must be positive, got {delta}")
+    return delta
+
+
+def as_forecast(history: xr.DataArray, values: np.ndarray, step: pd.Timedelta) -> xr.DataArray:
+    """Wrap ``values`` (lead_time, [channel,] y, x) as a forecast issued at the last history time.
+
+    The result has dims ``(lead_time, *history.dims[1:])``, ``lead_time`` = ``step · (1..steps)``
+    (timedelta64), a scalar ``init_time`` coordinate and the history's non-time coordinates.
+    """
+    frame = history.isel({TIME: -1}, drop=False)
+    if values.shape[1:] != frame.shape:
+        raise ValueError(f"forecast frames {values.shape[1:]} do not match history {frame.shape}")
+    leads = pd.to_timedelta(np.arange(1, values.shape[0] + 1) * step)
+    coords = {k: v for k, v in frame.coords.items() if k != TIME}
+    out = xr.DataArray(
+        values.astype(history.dtype, copy=False),
+        dims=(LEAD_TIME, *frame.dims),
+        coords={**coords, LEAD_TIME: leads.values, INIT_TIME: frame[TIME].values},
+        attrs=dict(history.attrs),
+        name=history.name,
+    )
+    return out
