@@ -1,64 +1,94 @@
 """The ``forecast`` flow (hourly): newest checkpoint + latest inputs → forecast store + map.
 
-Scheduled runs forecast from the latest inputs at or before the run's scheduled time; a
-manual run may name ``init_time``. Writing a forecast for an ``init_time`` that is already in
-the store replaces that entry (idempotent, by the forecast store's per-``init_time`` writes).
+By default (``init_time=None``, as in the hourly schedule) the forecast starts from the
+observation store's last time step, falling back to the newest complete input window when
+frames are missing (``fallback="latest-complete"``, recorded in the forecast's provenance).
+A manual run may name ``init_time``; then nothing is substituted unless asked.
 
-Stale inputs: when the newest observation is older than the time the forecast was wanted for
-(an ingest failed or is late), the forecast still runs from the inputs that exist, and the
-staleness is reported where an operator looks first: a WARNING in the run log, a
-``forecast-inputs-<source>`` Markdown artifact and the ``stale`` column of the summary table.
-A failed ingest therefore never poisons later forecasts: the next successful ingest makes the
-inputs fresh again.
+Stale inputs: the flow compares the forecast's init time with ``as_of``, the time the
+forecast was wanted for (the run's scheduled start; now for a manual run). When the inputs
+are older than ``max_input_age_minutes`` (an ingest failed or is late) or a fallback window
+was used, the forecast is still written and the staleness is reported where an operator looks
+first: a WARNING in the run log, a ``forecast-inputs-<source>`` Markdown artifact and the
+``stale`` column of the ``forecast-<source>`` table. When no forecast can be made at all
+(``StaleInputError``: the requested init time is not covered by the store), the same report is
+published and the run fails with that message. A failed ingest therefore never poisons later
+forecasts: nothing is written for it, and the next successful ingest makes the inputs fresh.
+
+Re-running for an ``init_time`` already in the forecast store replaces that entry (the
+store's per-``init_time`` writes are idempotent).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
+import pandas as pd
 from prefect import flow, get_run_logger
+from pydantic import Field
 
 from flows import tasks
 from flows._common import as_utc, check_source, resolve_data_dir
 
+#: Inputs older than this (relative to ``as_of``) are reported stale. Radar composites arrive
+#: with a few minutes' latency and ingest runs hourly, so up to 1 h + latency is normal.
+MAX_INPUT_AGE_MINUTES = 75.0
 
-def scheduled_time() -> datetime | None:
-    """Scheduled start of the current flow run (UTC), or None outside a flow run."""
+
+def wanted_time(as_of: datetime | None) -> datetime:
+    """``as_of`` in UTC, else the current run's scheduled start, else now (UTC)."""
+    if as_of is not None:
+        return as_utc(as_of)  # type: ignore[return-value]
     from prefect.runtime import flow_run
 
-    value = flow_run.scheduled_start_time
-    return as_utc(value) if value is not None else None
+    scheduled = flow_run.scheduled_start_time
+    return as_utc(scheduled) if scheduled is not None else datetime.now(UTC)
 
 
-def summary_rows(result: Any) -> list[dict[str, Any]]:
+def input_age(result: Any, as_of: datetime) -> timedelta:
+    """How much older the forecast's init time (naive UTC) is than ``as_of``."""
+    init = pd.Timestamp(result.init_time).tz_localize("UTC").to_pydatetime()
+    return as_of - init
+
+
+def used_fallback(result: Any) -> str:
+    """The fallback note recorded in the forecast's provenance ("" when none was used)."""
+    forecast = result.forecast
+    if forecast is None or "fallback" not in forecast:
+        return ""
+    return str(forecast["fallback"].values.ravel()[0])
+
+
+def summary_rows(result: Any, age: timedelta, stale: bool) -> list[dict[str, Any]]:
     """One-row summary table of a ``ForecastResult`` for the ``forecast-<source>`` artifact."""
     return [
         {
             "init_time": str(result.init_time),
             "lead_times": len(result.lead_times),
-            "stale": bool(result.stale),
-            "input_age": str(result.input_age),
-            "store": str(result.store_path),
-            "checkpoint": str(result.checkpoint_path),
+            "last_lead": str(result.lead_times[-1]),
+            "input_age": str(age),
+            "stale": stale,
+            "store": result.store,
+            "entry": result.index,
+            "checkpoint": result.checkpoint,
         }
     ]
 
 
-def stale_report(source: str, result: Any) -> str:
-    """Markdown explaining which inputs were stale and what the forecast was made from."""
+def stale_report(source: str, as_of: datetime, problems: list[str]) -> str:
+    """Markdown explaining the stale inputs of one forecast run."""
     lines = [
         f"# Stale inputs for {source}",
         "",
-        f"The forecast initialised at **{result.init_time}** used inputs "
-        f"**{result.input_age}** older than wanted.",
+        f"Forecast wanted for **{as_of:%Y-%m-%d %H:%M}Z**.",
         "",
     ]
-    lines += [f"- {message}" for message in result.warnings]
+    lines += [f"- {problem}" for problem in problems]
     lines += [
         "",
-        "Check the `ingest/" + source + "` runs: the next successful ingest makes the inputs "
-        "fresh again; this forecast is written but flagged stale.",
+        f"Check the latest `ingest/{source}` runs. Later forecasts are not affected: the next "
+        "successful ingest makes the inputs fresh again.",
     ]
     return "\n".join(lines)
 
@@ -70,54 +100,87 @@ def forecast(
     checkpoint: str | None = None,
     data_dir: str | None = None,
     render: bool = True,
+    fallback: Literal["none", "latest-complete"] | None = None,
+    lead_times: Annotated[int | None, Field(ge=1, le=1000)] = None,
+    as_of: datetime | None = None,
+    max_input_age_minutes: Annotated[float, Field(gt=0)] = MAX_INPUT_AGE_MINUTES,
 ) -> Any:
-    """Forecast ``source`` from its newest checkpoint and write it to the forecast store.
+    """Forecast ``source`` from its newest checkpoint into the forecast store.
 
     Parameters
     ----------
     source : str
         Catalog source name, e.g. ``"mch-radar"``.
     init_time : datetime, optional
-        Initialisation time (UTC). Default: the latest inputs at or before the run's scheduled
-        time (for a manual run: now).
+        Initialisation time (UTC; naive values are UTC). Default: the store's last time step.
     checkpoint : str, optional
-        Checkpoint file (default: the newest under ``models/<source>/``).
+        Checkpoint file (default: the newest ``best.pt`` under ``models/<source>/``).
     data_dir : str, optional
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
     render : bool
         Render the forecast map (``figures/<source>/``) and publish it as an artifact.
+    fallback : {"none", "latest-complete"}, optional
+        Missing-input policy of ``run_forecast``. Default: ``"latest-complete"`` when
+        ``init_time`` is None (scheduled runs), else ``"none"``.
+    lead_times : int, optional
+        Number of lead times (default: the model's ``out_frames``).
+    as_of : datetime, optional
+        When the forecast is wanted (default: the run's scheduled start time, or now).
+    max_input_age_minutes : float
+        Inputs older than this relative to ``as_of`` are reported stale.
 
     Returns
     -------
     ForecastResult
         See :func:`pipelines.forecast.run.run_forecast`.
     """
+    from pipelines.forecast.run import StaleInputError
+
     check_source(source)
     root = resolve_data_dir(data_dir)
+    wanted = wanted_time(as_of)
+    policy = fallback or ("latest-complete" if init_time is None else "none")
     logger = get_run_logger()
-    result = tasks.forecast_task(source, as_utc(init_time), checkpoint, root, render)
-    tasks.publish_table(
-        tasks.artifact_key("forecast", source),
-        summary_rows(result),
-        f"Forecast for {source} initialised at {result.init_time}",
-    )
-    if result.stale:
-        logger.warning(
-            "STALE INPUTS for %s: forecast at %s made from inputs %s old (%s)",
-            source,
-            result.init_time,
-            result.input_age,
-            "; ".join(result.warnings),
+    report_key = tasks.artifact_key("forecast-inputs", source)
+    try:
+        result = tasks.forecast_task(
+            source, as_utc(init_time), checkpoint, root, render, policy, lead_times
         )
+    except StaleInputError as error:
+        logger.error("STALE INPUTS for %s, no forecast made: %s", source, error)
         tasks.publish_markdown(
-            tasks.artifact_key("forecast-inputs", source),
-            stale_report(source, result),
+            report_key,
+            stale_report(source, wanted, [f"No forecast was made: {error}"]),
+            f"No {source} forecast: stale inputs",
+        )
+        raise
+
+    age = input_age(result, wanted)
+    problems = []
+    if age > timedelta(minutes=max_input_age_minutes):
+        problems.append(
+            f"The newest usable inputs end at {result.init_time}, {age} before the wanted time "
+            f"(more than {max_input_age_minutes:g} min)."
+        )
+    if note := used_fallback(result):
+        problems.append(f"A fallback input window was used: {note}.")
+    if problems:
+        logger.warning("STALE INPUTS for %s: %s", source, " ".join(problems))
+        tasks.publish_markdown(
+            report_key,
+            stale_report(source, wanted, problems),
             f"Stale inputs for the {source} forecast at {result.init_time}",
         )
-    for figure in result.figures:
+    tasks.publish_table(
+        tasks.artifact_key("forecast", source),
+        summary_rows(result, age, bool(problems)),
+        f"Forecast for {source} initialised at {result.init_time}",
+    )
+    maps = [path for path in result.figures if str(path).endswith(".png")]
+    for path in maps[:1]:
         tasks.publish_figure(
             tasks.artifact_key("forecast-map", source),
-            str(figure),
+            str(path),
             f"Forecast map for {source} initialised at {result.init_time}",
         )
     return result

@@ -105,14 +105,33 @@ def forecast_task(
     checkpoint: str | None = None,
     data_dir: str | None = None,
     render: bool = True,
+    fallback: str = "none",
+    lead_times: int | None = None,
 ) -> Any:
-    """One forecast into the forecast store (:func:`pipelines.forecast.run.run_forecast`)."""
+    """One forecast into the forecast store (:func:`pipelines.forecast.run.run_forecast`).
+
+    Missing or stale inputs raise ``pipelines.forecast.run.StaleInputError`` (a
+    ``ValueError``, so not retried).
+    """
     from pipelines.forecast.run import run_forecast
 
     result = run_forecast(
-        source, init_time=init_time, checkpoint=checkpoint, data_dir=data_dir, render=render
+        source,
+        init_time=init_time,
+        checkpoint=checkpoint,
+        data_dir=data_dir,
+        lead_times=lead_times,
+        render=render,
+        fallback=fallback,
     )
-    get_run_logger().info("forecast for %s: %s", source, result)
+    get_run_logger().info(
+        "forecast for %s at %s: %d leads into %s (entry %d)",
+        source,
+        result.init_time,
+        len(result.lead_times),
+        result.store,
+        result.index,
+    )
     return result
 
 
