@@ -1,0 +1,338 @@
+"""What every reader shares: the :class:`Frames` it returns, checks against the spec, units,
+file access through fsspec, and building the contract ``xarray.Dataset`` from frames.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyproj
+import xarray as xr
+
+from data_catalog import vocabulary as voc
+from data_catalog.catalog import parse_time
+from data_catalog.paths import is_url
+from data_catalog.spec import GridSpec, SourceSpec, VariableSpec
+from simvp_model.registry import Registry
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Frames decoded from one file, already in the spec's physical units.
+
+    Parameters
+    ----------
+    path : str
+        The file they come from (named in every error).
+    times : np.ndarray
+        ``datetime64[ns]`` UTC, shape ``(T,)``.
+    data : Mapping[str, np.ndarray]
+        Catalog variable name -> float32 array ``(T, H, W)``, NaN = no data.
+    notes : Mapping[str, str]
+        Variable name -> how it was decoded/converted (written to the ``conversion`` attr).
+    """
+
+    path: str
+    times: np.ndarray
+    data: Mapping[str, np.ndarray]
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+
+ReadFile = Callable[[str, SourceSpec], Frames]
+"""A reader: ``(path, spec) -> Frames`` for one file."""
+
+
+# --- file access ----------------------------------------------------------------------------
+
+
+def read_bytes(path: str) -> bytes:
+    """All bytes of a local file or fsspec URL."""
+    with fsspec.open(path, "rb") as handle:
+        return handle.read()
+
+
+def local_copy(path: str) -> str:
+    """A local path for libraries that need one (netCDF4, ecCodes): URLs are cached locally."""
+    if is_url(path):
+        return fsspec.open_local(f"simplecache::{path}")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    return path
+
+
+# --- units ----------------------------------------------------------------------------------
+
+Conversion = Callable[[np.ndarray, Mapping[str, float]], tuple[np.ndarray, str]]
+CONVERSIONS: Registry[Conversion] = Registry("unit conversion")
+"""``"FROM->TO"`` -> ``(values, options) -> (converted, description)``."""
+
+
+@CONVERSIONS.register("mm->mm/h")
+def _accumulation_to_rate(values: np.ndarray, opts: Mapping[str, float]) -> tuple[np.ndarray, str]:
+    minutes = float(opts["accumulation_minutes"])
+    return values * (60.0 / minutes), f"accumulation (mm per {minutes:g} min) x {60 / minutes:g}"
+
+
+@CONVERSIONS.register("dBZ->mm/h")
+def _dbz_to_rate(values: np.ndarray, opts: Mapping[str, float]) -> tuple[np.ndarray, str]:
+    a, b = float(opts["zr_a"]), float(opts["zr_b"])
+    # Z = a R^b with Z in mm^6 m^-3 = 10^(dBZ/10)  =>  R = (10^(dBZ/10) / a)^(1/b)
+    rate = (10.0 ** (values / 10.0) / a) ** (1.0 / b)
+    return rate, f"rain rate from reflectivity: Z = {a:g} R^{b:g}, Z = 10^(dBZ/10)"
+
+
+@CONVERSIONS.register("K->degC")
+def _k_to_c(values: np.ndarray, opts: Mapping[str, float]) -> tuple[np.ndarray, str]:
+    return values - 273.15, "K - 273.15"
+
+
+@CONVERSIONS.register("degC->K")
+def _c_to_k(values: np.ndarray, opts: Mapping[str, float]) -> tuple[np.ndarray, str]:
+    return values + 273.15, "degC + 273.15"
+
+
+def convert_units(
+    values: np.ndarray,
+    from_units: str,
+    var: VariableSpec,
+    path: str,
+    options: Mapping[str, float] | None = None,
+) -> tuple[np.ndarray, str]:
+    """Convert decoded ``values`` from the file's ``from_units`` to ``var.units`` (float32).
+
+    Raises
+    ------
+    ValueError
+        Naming ``path`` when no conversion from ``from_units`` to ``var.units`` is known.
+    """
+    if from_units == var.units:
+        return values.astype(np.float32, copy=False), f"as stored ({from_units})"
+    key = f"{from_units}->{var.units}"
+    if key not in CONVERSIONS:
+        raise ValueError(
+            f"{path}: unknown units {from_units!r} for variable {var.name!r} "
+            f"(wanted {var.units!r}); known conversions: {CONVERSIONS.names()}"
+        )
+    try:
+        out, note = CONVERSIONS.get(key)(values.astype(np.float64), options or {})
+    except KeyError as missing:
+        raise ValueError(
+            f"{path}: converting {key} for {var.name!r} needs reader option {missing}"
+        ) from None
+    return out.astype(np.float32), note
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def check_shape(shape: Sequence[int], spec: SourceSpec, path: str) -> None:
+    """``ValueError`` naming ``path`` unless ``shape[-2:]`` equals the spec grid ``(H, W)``."""
+    if tuple(shape[-2:]) != spec.grid.shape:
+        raise ValueError(
+            f"{path}: grid shape {tuple(shape[-2:])} != {spec.grid.shape} of source {spec.name!r}"
+        )
+
+
+def _probe_lonlat(grid: GridSpec) -> np.ndarray:
+    """Lon/lat of the grid's four corner pixels and centre, shape ``(5, 2)``."""
+    x, y = grid.x_coords(), grid.y_coords()
+    px = np.array([x[0], x[-1], x[0], x[-1], x[len(x) // 2]])
+    py = np.array([y[0], y[0], y[-1], y[-1], y[len(y) // 2]])
+    to_ll = pyproj.Transformer.from_crs(grid.pyproj_crs, "EPSG:4326", always_xy=True)
+    lon, lat = to_ll.transform(px, py)
+    return np.stack([lon, lat], axis=1)
+
+
+def check_crs(file_crs: str | pyproj.CRS, spec: SourceSpec, path: str) -> None:
+    """``ValueError`` naming ``path`` when the file's CRS puts the grid elsewhere than the spec's.
+
+    Two CRSs agree when the spec grid's corner and centre pixels, taken to lon/lat with the
+    spec CRS and back to map coordinates with the file's CRS, land within 1/10 pixel of
+    where the spec puts them (so equivalent PROJ strings written differently agree).
+    """
+    try:
+        crs = pyproj.CRS.from_user_input(file_crs)
+    except pyproj.exceptions.CRSError as error:
+        raise ValueError(f"{path}: unreadable CRS {file_crs!r} ({error})") from None
+    grid = spec.grid
+    if crs.is_geographic != grid.is_geographic:
+        raise ValueError(
+            f"{path}: CRS {crs.to_string()!r} is "
+            f"{'geographic' if crs.is_geographic else 'projected'}, source {spec.name!r} "
+            f"expects {grid.crs!r}"
+        )
+    lonlat = _probe_lonlat(grid)
+    fwd = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    fx, fy = fwd.transform(lonlat[:, 0], lonlat[:, 1])
+    x, y = grid.x_coords(), grid.y_coords()
+    sx = np.array([x[0], x[-1], x[0], x[-1], x[len(x) // 2]])
+    sy = np.array([y[0], y[0], y[-1], y[-1], y[len(y) // 2]])
+    tol = 0.1 * min(grid.pixel_size)
+    err = float(np.nanmax(np.hypot(np.asarray(fx) - sx, np.asarray(fy) - sy)))
+    if not np.isfinite(err) or err > tol:
+        raise ValueError(
+            f"{path}: CRS {crs.to_string()!r} does not match {grid.crs!r} of source "
+            f"{spec.name!r} (grid points move by {err:.4g} units)"
+        )
+
+
+def check_extent(
+    extent: Sequence[float], spec: SourceSpec, path: str, tolerance: float = 0.5
+) -> None:
+    """``ValueError`` unless the file's ``(x_min, x_max, y_min, y_max)`` matches the spec's
+    within ``tolerance`` pixels."""
+    dy, dx = spec.grid.pixel_size
+    scale = np.array([dx, dx, dy, dy])
+    diff = np.abs(np.asarray(extent, dtype=float) - np.asarray(spec.grid.extent)) / scale
+    if not np.all(diff <= tolerance):
+        raise ValueError(
+            f"{path}: grid extent {tuple(round(float(v), 3) for v in extent)} does not match "
+            f"{spec.grid.extent} of source {spec.name!r}"
+        )
+
+
+def check_name_time(time: pd.Timestamp, spec: SourceSpec, path: str) -> None:
+    """``ValueError`` when the time in the file name disagrees with the one inside the file."""
+    named = parse_time(spec.path, path)
+    if named is not None and named != time:
+        raise ValueError(f"{path}: the file says {time} but its name says {named}")
+
+
+def check_times(times: np.ndarray, paths: Sequence[str]) -> None:
+    """``ValueError`` naming the file(s) unless ``times`` strictly increase."""
+    if len(times) < 2:
+        return
+    steps = np.diff(times.astype("datetime64[ns]").astype(np.int64))
+    bad = np.flatnonzero(steps <= 0)
+    if bad.size:
+        i = int(bad[0])
+        kind = "duplicate" if steps[i] == 0 else "non-monotonic"
+        where = paths[i] if paths[i] == paths[i + 1] else f"{paths[i]} and {paths[i + 1]}"
+        raise ValueError(
+            f"{where}: {kind} timestamps {pd.Timestamp(times[i])} then {pd.Timestamp(times[i + 1])}"
+        )
+
+
+def check_range(values: np.ndarray, var: VariableSpec, path: str) -> None:
+    """``ValueError`` when a finite value lies outside ``var.valid_range``."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo < var.valid_range[0] or hi > var.valid_range[1]:
+        raise ValueError(
+            f"{path}: {var.name} spans [{lo:.4g}, {hi:.4g}] {var.units}, outside the valid "
+            f"range {list(var.valid_range)}"
+        )
+
+
+# --- the dataset ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_coords(grid: GridSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    y, x = grid.y_coords(), grid.x_coords()
+    xx, yy = np.meshgrid(x, y)  # (H, W) each
+    if grid.is_geographic:
+        lon, lat = xx, yy
+    else:
+        to_ll = pyproj.Transformer.from_crs(grid.pyproj_crs, "EPSG:4326", always_xy=True)
+        lon, lat = to_ll.transform(xx, yy)
+    return y, x, np.asarray(lat), np.asarray(lon)
+
+
+def grid_dataset(grid: GridSpec) -> xr.Dataset:
+    """Coords ``y``, ``x``, 2-D ``latitude``/``longitude`` and the scalar ``crs`` variable."""
+    y, x, lat, lon = _grid_coords(grid)
+    names = voc.GEOGRAPHIC_STANDARD_NAMES if grid.is_geographic else voc.PROJECTED_STANDARD_NAMES
+    xy_units = (
+        {"y": "degrees_north", "x": "degrees_east"}
+        if grid.is_geographic
+        else {
+            "y": "m",
+            "x": "m",
+        }
+    )
+    coords = {
+        voc.Y: (voc.Y, y, {"standard_name": names[voc.Y], "units": xy_units["y"], "axis": "Y"}),
+        voc.X: (voc.X, x, {"standard_name": names[voc.X], "units": xy_units["x"], "axis": "X"}),
+        voc.LATITUDE: (
+            (voc.Y, voc.X),
+            lat.copy(),
+            {"standard_name": "latitude", "units": "degrees_north"},
+        ),
+        voc.LONGITUDE: (
+            (voc.Y, voc.X),
+            lon.copy(),
+            {"standard_name": "longitude", "units": "degrees_east"},
+        ),
+    }
+    with warnings.catch_warnings():
+        # Oblique projections (Swiss somerc) lose a parameter in the CF *grid_mapping* terms;
+        # the full definition stays in the ``crs_wkt`` attribute, which readers of CF use.
+        warnings.filterwarnings("ignore", "angle from rectified to skew grid", UserWarning)
+        crs_attrs = grid.pyproj_crs.to_cf()
+    return xr.Dataset({voc.CRS: ((), np.int32(0), crs_attrs)}, coords=coords)
+
+
+def frames_to_dataset(spec: SourceSpec, frames: Sequence[Frames]) -> xr.Dataset:
+    """Concatenate per-file frames into the contract dataset (see :mod:`pipelines.readers`).
+
+    Files are ordered by their first time; the result's times must then strictly increase
+    (a file overlapping another, or a repeated time, is an error naming both files).
+    """
+    if not frames:
+        raise ValueError(f"source {spec.name!r}: no frames to read")
+    ordered = sorted(frames, key=lambda f: f.times[0] if len(f.times) else np.datetime64("NaT"))
+    times = np.concatenate([f.times.astype("datetime64[ns]") for f in ordered])
+    owners = [f.path for f in ordered for _ in range(len(f.times))]
+    check_times(times, owners)
+    ds = grid_dataset(spec.grid)
+    for var in spec.variables:
+        stacked = np.concatenate([np.asarray(f.data[var.name], dtype=np.float32) for f in ordered])
+        notes = sorted({f.notes.get(var.name, "") for f in ordered} - {""})
+        attrs = {"units": var.units, "grid_mapping": voc.CRS}
+        if var.standard_name:
+            attrs["standard_name"] = var.standard_name
+        if var.long_name:
+            attrs["long_name"] = var.long_name
+        attrs["valid_min"], attrs["valid_max"] = var.valid_range
+        if notes:
+            attrs["conversion"] = "; ".join(notes)
+        ds[var.name] = (voc.OBSERVATION_DIMS, stacked, attrs)
+    ds = ds.assign_coords({voc.TIME: (voc.TIME, times, {"standard_name": "time"})})
+    ds.attrs = {
+        "Conventions": "CF-1.10",
+        "source_name": spec.name,
+        "time_step": spec.time_step,
+        "source_files": len(frames),
+    }
+    return ds
+
+
+def validate_frames(frames: Frames, spec: SourceSpec) -> Frames:
+    """Check one file's frames against ``spec``: variables, dtype, shape, times, ranges."""
+    path = frames.path
+    missing = [n for n in spec.variable_names if n not in frames.data]
+    if missing:
+        raise ValueError(f"{path}: reader returned no {missing} for source {spec.name!r}")
+    times = np.asarray(frames.times)
+    if times.ndim != 1 or not np.issubdtype(times.dtype, np.datetime64) or np.isnat(times).any():
+        raise ValueError(f"{path}: times must be a 1-D datetime64 array without NaT")
+    check_times(times, [path] * len(times))
+    for var in spec.variables:
+        values = np.asarray(frames.data[var.name])
+        if values.shape[0] != len(times) or values.ndim != 3:
+            raise ValueError(
+                f"{path}: {var.name} has shape {values.shape}, expected ({len(times)}, H, W)"
+            )
+        check_shape(values.shape, spec, path)
+        check_range(values, var, path)
+    return frames
