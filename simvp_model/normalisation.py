@@ -52,7 +52,6 @@ def _is_torch(x: object) -> bool:
     return isinstance(x, torch.Tensor)
 
 
-@TRANSFORMS.register("identity")
 class _Identity:
     def forward(self, x: ArrayT, threshold: float | None) -> ArrayT:
         return x
@@ -65,7 +64,6 @@ class _Identity:
             raise ValueError(f"transform 'identity' takes no threshold, got {threshold=}")
 
 
-@TRANSFORMS.register("log1p")
 class _Log1p:
     def forward(self, x: ArrayT, threshold: float | None) -> ArrayT:
         return torch.log1p(x) if _is_torch(x) else np.log1p(x)
@@ -78,7 +76,6 @@ class _Log1p:
             raise ValueError(f"transform 'log1p' takes no threshold, got {threshold=}")
 
 
-@TRANSFORMS.register("dbr")
 class _DBR:
     def forward(self, x: ArrayT, threshold: float | None) -> ArrayT:
         self.check_threshold(threshold)
@@ -101,6 +98,11 @@ class _DBR:
     def check_threshold(self, threshold: float | None) -> None:
         if threshold is None or not math.isfinite(threshold) or threshold <= 0:
             raise ValueError(f"transform 'dbr' needs a finite threshold > 0 mm/h, got {threshold=}")
+
+
+TRANSFORMS.add("identity", _Identity())
+TRANSFORMS.add("log1p", _Log1p())
+TRANSFORMS.add("dbr", _DBR())
 
 
 @dataclass(frozen=True)
