@@ -1,0 +1,372 @@
+"""Validate decoded frames against the catalog spec and the store, then write them by region.
+
+Validation (:func:`validate_frames`, :func:`check_against_store`) runs on every frame of an
+ingest before the first byte is written; anything wrong raises :class:`IngestError` naming the
+file and the problem:
+
+- a variable of the spec is missing, or has dims other than ``(time, y, x)``;
+- ``units`` missing or different from the spec's (no unit conversion happens here: readers
+  return the spec's physical units);
+- times that are not datetimes, NaT, duplicated or not strictly increasing, or that disagree
+  with the time in the file name;
+- grid shape, ``y``/``x`` coordinates or CRS different from the spec's grid (and from the
+  existing store's); 2-D ``latitude``/``longitude`` missing;
+- infinite values, or finite values outside the variable's ``valid_range`` (NaN = no data is
+  allowed).
+
+Writing (:func:`write_region`) puts a batch of frames at the indices its timestamps
+determine. The region is the batch's span rounded out to whole time chunks; slots of the region
+that the batch does not cover keep what the store already holds (read back and merged), so
+overlapping or repeated ingests never lose or duplicate a frame. The data variables are written
+first (through Dask, chunk-aligned, or eagerly from NumPy), then ``frame_present`` is set:
+a crash in between leaves frames marked absent, and the retry rewrites them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import pyproj
+import xarray as xr
+import zarr
+
+from data_catalog import vocabulary as voc
+from data_catalog.spec import SourceSpec
+from pipelines.ingest.store import FRAME_PRESENT, StoreLayout
+
+log = logging.getLogger(__name__)
+
+DIMS = voc.OBSERVATION_DIMS
+COORD_RTOL = 1e-6
+"""``y``/``x`` must match the spec's pixel centres to 1e-6 of a pixel (float32 round-off)."""
+
+
+class IngestError(ValueError):
+    """Bad input: the message names the file and what is wrong with it."""
+
+
+def crs_of(ds: xr.Dataset, label: str) -> pyproj.CRS:
+    """The CRS recorded in the scalar ``crs`` variable of ``ds`` (``crs_wkt`` or CF attrs)."""
+    if voc.CRS not in ds.variables:
+        raise IngestError(f"{label}: no scalar {voc.CRS!r} grid-mapping variable")
+    attrs = ds[voc.CRS].attrs
+    try:
+        if "crs_wkt" in attrs:
+            return pyproj.CRS.from_wkt(attrs["crs_wkt"])
+        if "spatial_ref" in attrs:
+            return pyproj.CRS.from_wkt(attrs["spatial_ref"])
+        return pyproj.CRS.from_cf(dict(attrs))
+    except pyproj.exceptions.CRSError as error:
+        raise IngestError(
+            f"{label}: the {voc.CRS!r} variable holds no valid CRS: {error}"
+        ) from None
+
+
+def _check_coords(ds: xr.Dataset, y: np.ndarray, x: np.ndarray, what: str, label: str) -> None:
+    for dim, expected in ((voc.Y, y), (voc.X, x)):
+        if dim not in ds.coords:
+            raise IngestError(f"{label}: no {dim!r} coordinate")
+        got = np.asarray(ds[dim].values, dtype="float64")
+        step = abs(float(expected[1] - expected[0])) if expected.size > 1 else 1.0
+        if got.shape != expected.shape or not np.allclose(
+            got, expected, rtol=0, atol=COORD_RTOL * step
+        ):
+            worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.nan
+            raise IngestError(
+                f"{label}: {dim!r} coordinates differ from {what} (shape {got.shape} vs "
+                f"{expected.shape}, largest difference {worst}); wrong grid?"
+            )
+
+
+def validate_frames(
+    ds: xr.Dataset,
+    spec: SourceSpec,
+    label: str,
+    expected_time: pd.Timestamp | None = None,
+) -> xr.Dataset:
+    """Check one reader output against ``spec``; return it ready to write.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Reader output: data variables ``(time, y, x)`` in physical units, NaN = no data,
+        coords ``time``, ``y``, ``x``, 2-D ``latitude``/``longitude``, scalar ``crs``.
+    spec : SourceSpec
+        The catalog source the frames belong to.
+    label : str
+        Names the input (file path) in error messages.
+    expected_time : pandas.Timestamp, optional
+        Time parsed from the file name; the file must hold exactly this time.
+
+    Returns
+    -------
+    xarray.Dataset
+        The spec's variables as float32 NumPy arrays ``(time, y, x)`` (other variables are
+        left out), with the grid coords and ``crs``.
+
+    Raises
+    ------
+    IngestError
+        On any problem listed in the module docstring.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise IngestError(f"{label}: the reader returned {type(ds).__name__}, not a Dataset")
+    for var in spec.variables:
+        if var.name not in ds.data_vars:
+            raise IngestError(
+                f"{label}: variable {var.name!r} missing; the file gave {sorted(ds.data_vars)}"
+            )
+        if ds[var.name].dims != DIMS:
+            raise IngestError(
+                f"{label}: variable {var.name!r} has dims {ds[var.name].dims}, expected {DIMS}"
+            )
+        units = ds[var.name].attrs.get("units")
+        if units != var.units:
+            raise IngestError(
+                f"{label}: variable {var.name!r} has unknown units {units!r}; the catalog "
+                f"declares {var.units!r}"
+            )
+    times = _check_times(ds, label)
+    if expected_time is not None and (len(times) != 1 or times[0] != expected_time):
+        raise IngestError(
+            f"{label}: holds times {[t.isoformat() for t in times[:3]]}, but its name says "
+            f"{expected_time.isoformat()}"
+        )
+    shape = (ds.sizes[voc.Y], ds.sizes[voc.X])
+    if shape != spec.grid.shape:
+        raise IngestError(
+            f"{label}: grid shape {shape} (y, x) differs from the catalog grid {spec.grid.shape}"
+        )
+    crs = crs_of(ds, label)
+    if not crs.equals(spec.grid.pyproj_crs, ignore_axis_order=True):
+        raise IngestError(
+            f"{label}: CRS {crs.to_string()!r} differs from the catalog CRS {spec.grid.crs!r}"
+        )
+    _check_coords(ds, spec.grid.y_coords(), spec.grid.x_coords(), "the catalog grid", label)
+    for name in (voc.LATITUDE, voc.LONGITUDE):
+        if name not in ds.variables or ds[name].dims != (voc.Y, voc.X):
+            raise IngestError(f"{label}: no 2-D {name!r}(y, x) coordinate")
+    data_vars = {}
+    for var in spec.variables:
+        values = np.asarray(ds[var.name].values)
+        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
+            values.dtype, np.complexfloating
+        ):
+            raise IngestError(f"{label}: variable {var.name!r} has dtype {values.dtype}")
+        values = values.astype("float32", copy=False)  # the store's dtype (ARCHITECTURE.md)
+        _check_values(values, var.name, var.valid_range, var.units, label)
+        data_vars[var.name] = (DIMS, values, dict(ds[var.name].attrs))
+    coords = {
+        voc.TIME: times,
+        voc.Y: ds[voc.Y].variable,
+        voc.X: ds[voc.X].variable,
+        voc.LATITUDE: ds[voc.LATITUDE].variable,
+        voc.LONGITUDE: ds[voc.LONGITUDE].variable,
+    }
+    out = xr.Dataset(data_vars, coords=coords)
+    out[voc.CRS] = ds[voc.CRS].variable
+    return out
+
+
+def _check_times(ds: xr.Dataset, label: str) -> pd.DatetimeIndex:
+    if voc.TIME not in ds.coords or ds[voc.TIME].ndim != 1:
+        raise IngestError(f"{label}: no 1-D {voc.TIME!r} coordinate")
+    values = ds[voc.TIME].values
+    if not np.issubdtype(values.dtype, np.datetime64):
+        raise IngestError(f"{label}: time has dtype {values.dtype}, not datetime64")
+    times = pd.DatetimeIndex(values)
+    if times.hasnans:
+        raise IngestError(f"{label}: time holds NaT")
+    if times.has_duplicates:
+        dup = times[times.duplicated()][0]
+        raise IngestError(f"{label}: duplicate timestamp {dup.isoformat()}")
+    if not times.is_monotonic_increasing:
+        bad = int(np.argmax(np.diff(times.asi8) < 0))
+        raise IngestError(
+            f"{label}: timestamps not increasing: {times[bad].isoformat()} is followed by "
+            f"{times[bad + 1].isoformat()}"
+        )
+    return times
+
+
+def _check_values(
+    values: np.ndarray, name: str, valid_range: tuple[float, float], units: str, label: str
+) -> None:
+    """Raise unless every value is NaN or finite inside ``valid_range``."""
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise IngestError(f"{label}: variable {name!r} holds {int(infinite.sum())} infinite values")
+    lo, hi = valid_range
+    with np.errstate(invalid="ignore"):
+        outside = (values < lo) | (values > hi)
+    if outside.any():
+        bad = values[outside]
+        raise IngestError(
+            f"{label}: variable {name!r} has {bad.size} values outside the valid range "
+            f"[{lo}, {hi}] {units} (min {float(bad.min())}, max {float(bad.max())})"
+        )
+
+
+def check_against_store(ds: xr.Dataset, store: xr.Dataset, label: str) -> None:
+    """Check that validated frames ``ds`` fit an existing store's grid, CRS and variables.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Output of :func:`validate_frames`.
+    store : xarray.Dataset
+        The store opened with ``xr.open_zarr`` (only its coords, ``crs`` and attrs are read).
+    """
+    for name in ds.data_vars:
+        if name == voc.CRS:
+            continue
+        if name not in store.data_vars:
+            raise IngestError(
+                f"{label}: variable {name!r} is not in the existing store "
+                f"(has {sorted(store.data_vars)}); the catalog entry changed?"
+            )
+        if store[name].attrs.get("units") != ds[name].attrs.get("units"):
+            raise IngestError(
+                f"{label}: variable {name!r} has units {ds[name].attrs.get('units')!r}, the "
+                f"existing store has {store[name].attrs.get('units')!r}"
+            )
+    crs = crs_of(ds, label)
+    stored = crs_of(store, "the existing store")
+    if not crs.equals(stored, ignore_axis_order=True):
+        raise IngestError(
+            f"{label}: CRS {crs.to_string()!r} differs from the existing store's "
+            f"{stored.to_string()!r}"
+        )
+    _check_coords(
+        ds,
+        np.asarray(store[voc.Y].values, dtype="float64"),
+        np.asarray(store[voc.X].values, dtype="float64"),
+        "the existing store",
+        label,
+    )
+
+
+@contextlib.contextmanager
+def dask_scheduler(scheduler: Any = None) -> Iterator[Any]:
+    """Context in which ``dask.compute`` uses ``scheduler``.
+
+    Parameters
+    ----------
+    scheduler : None, str or distributed.Client
+        ``None`` or ``"threads"`` (local threads, the default), ``"synchronous"``, a
+        ``dask.distributed`` scheduler address (``tcp://host:8786``) or a ``Client``.
+
+    Yields
+    ------
+    The value passed to ``dask.config.set(scheduler=...)``.
+    """
+    if scheduler is None or scheduler in ("threads", "synchronous", "sync", "single-threaded"):
+        name = scheduler or "threads"
+        with dask.config.set(scheduler=name):
+            yield name
+        return
+    if isinstance(scheduler, str):
+        if "://" not in scheduler:
+            raise ValueError(
+                f"unknown scheduler {scheduler!r}; use 'threads', 'synchronous' or a "
+                "dask.distributed address such as 'tcp://127.0.0.1:8786'"
+            )
+        from distributed import Client
+
+        with Client(scheduler, set_as_default=False) as client, dask.config.set(scheduler=client):
+            yield client
+        return
+    with dask.config.set(scheduler=scheduler):  # a distributed.Client
+        yield scheduler
+
+
+def write_region(
+    path: str,
+    layout: StoreLayout,
+    frames: xr.Dataset,
+    use_dask: bool = True,
+) -> tuple[int, int]:
+    """Write validated ``frames`` at the indices their timestamps determine.
+
+    Parameters
+    ----------
+    path : str
+        Store path; its time axis must already cover the frames (see ``store.grow``).
+    layout : StoreLayout
+        The store's layout.
+    frames : xarray.Dataset
+        Validated frames (:func:`validate_frames`), ``(time, y, x)``, sorted unique times.
+    use_dask : bool
+        Write through Dask (chunk-aligned, under the active scheduler) or eagerly from NumPy.
+
+    Returns
+    -------
+    (int, int)
+        The region written, ``[start, stop)`` store indices (whole time chunks).
+    """
+    index = layout.index_of(frames[voc.TIME].values)  # (n,) store indices
+    tc, yc, xc = layout.chunks
+    start = int(index.min()) // tc * tc
+    stop = (int(index.max()) // tc + 1) * tc
+    group = zarr.open_group(path, mode="r+", use_consolidated=True)
+    if group[voc.TIME].shape[0] < stop:
+        raise ValueError(f"store {path} has {group[voc.TIME].shape[0]} frames, need {stop}")
+    present = np.asarray(group[FRAME_PRESENT][start:stop], dtype=bool)  # (stop-start,)
+    in_batch = np.zeros(stop - start, dtype=bool)
+    in_batch[index - start] = True
+    keep = present & ~in_batch  # frames already in the store that this batch leaves alone
+    ny, nx = frames.sizes[voc.Y], frames.sizes[voc.X]
+    region_vars = {}
+    for name in layout.variables:
+        block = np.full((stop - start, ny, nx), np.nan, dtype="float32")  # (T_region, H, W)
+        if keep.any():
+            kept = np.flatnonzero(keep)
+            block[kept] = group[name].get_orthogonal_selection(
+                (kept + start, slice(None), slice(None))
+            )
+        block[index - start] = frames[name].values
+        region_vars[name] = (DIMS, block)
+    region = xr.Dataset(region_vars)
+    if use_dask:
+        region = region.chunk({voc.TIME: tc, voc.Y: yc, voc.X: xc})
+    region.to_zarr(
+        path,
+        mode="r+",
+        region={voc.TIME: slice(start, stop), voc.Y: slice(None), voc.X: slice(None)},
+        consolidated=False,  # the consolidated metadata (shapes) does not change here
+    )
+    group[FRAME_PRESENT][start:stop] = present | in_batch
+    log.debug("store %s: wrote frames %d..%d (%d new)", path, start, stop, int(in_batch.sum()))
+    return start, stop
+
+
+def frame_present_mask(path: str) -> np.ndarray:
+    """``frame_present`` of a store as a bool array ``(T,)``."""
+    group = zarr.open_group(path, mode="r", use_consolidated=True)
+    return np.asarray(group[FRAME_PRESENT][:], dtype=bool)
+
+
+def variable_attrs(
+    spec: SourceSpec, decoded: xr.Dataset | None = None
+) -> Mapping[str, dict[str, Any]]:
+    """CF attrs of each data variable from the catalog entry (+ the reader's ``conversion``)."""
+    out = {}
+    for var in spec.variables:
+        attrs: dict[str, Any] = {"units": var.units, "long_name": var.long_name or var.name}
+        if decoded is not None and "conversion" in decoded[var.name].attrs:
+            attrs["conversion"] = str(decoded[var.name].attrs["conversion"])
+        if var.standard_name:
+            attrs["standard_name"] = var.standard_name
+        lo, hi = var.valid_range
+        if np.isfinite(lo):
+            attrs["valid_min"] = lo
+        if np.isfinite(hi):
+            attrs["valid_max"] = hi
+        out[var.name] = attrs
+    return out
