@@ -52,13 +52,21 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
 from torch.utils.data import Dataset
+
+from data_catalog.catalog import Catalog, get_source
+from data_catalog.paths import DataDir, is_url
+from simvp_model.normalisation import TRANSFORMS, Normalisation
+from simvp_model.registry import Registry
+
+if TYPE_CHECKING:  # the engine pulls in Lightning: imported only where DataSplits are built
+    from simvp_model.engine import DataSplits
 
 log = logging.getLogger(__name__)
 
@@ -850,3 +858,388 @@ def build_splits(
 
 def _iso(t: np.datetime64) -> str:
     return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----------------------------------------------------------- catalog sources → splits
+@dataclass(frozen=True)
+class KindDefaults:
+    """Window and grid defaults for one source kind (sized for CPU training).
+
+    Parameters
+    ----------
+    in_frames, out_frames : int
+        ``T_in``, ``T_out``.
+    crop_size : tuple of 2 int or None
+        Side lengths of the centred default crop on the store grid; None = the whole grid.
+    coarsen : int
+        Default block size.
+    """
+
+    in_frames: int
+    out_frames: int
+    crop_size: tuple[int, int] | None
+    coarsen: int
+
+
+KIND_DEFAULTS: Registry[KindDefaults] = Registry("source kind")
+# Radar, 5-min: 6 -> 6 (30 min -> 30 min); the shipped events hold 39..92 frames, so 12 -> 12
+# windows would leave no room for three splits. A centred 512 km square coarsened 8x = 64 x 64
+# px at 8 km, small enough for a few CPU minutes per epoch.
+KIND_DEFAULTS.add("radar", KindDefaults(6, 6, (512, 512), 8))
+# Crowd flow, 30-min: TaxiBJ's 4 -> 4 on the native grid.
+KIND_DEFAULTS.add("crowd-flow", KindDefaults(4, 4, None, 1))
+# Climate, hourly: WeatherBench's 12 -> 12 on the native grid.
+KIND_DEFAULTS.add("climate", KindDefaults(12, 12, None, 1))
+
+
+def centred_crop(
+    ny: int, nx: int, size: tuple[int, int] | None, multiple: int
+) -> tuple[int, int, int, int]:
+    """The centred crop of a ``(ny, nx)`` grid whose sides are multiples of ``multiple``.
+
+    Parameters
+    ----------
+    ny, nx : int
+        Store grid.
+    size : tuple of 2 int or None
+        Wanted sides (capped at the grid); None = the whole grid.
+    multiple : int
+        Each side is rounded *down* to a multiple of this (coarsening × model downsampling).
+
+    Returns
+    -------
+    tuple of 4 int
+        ``(y0, y1, x0, x1)``.
+    """
+    want_y, want_x = size if size is not None else (ny, nx)
+    h = min(want_y, ny) // multiple * multiple
+    w = min(want_x, nx) // multiple * multiple
+    if h == 0 or w == 0:
+        raise ValueError(f"grid ({ny}, {nx}) has no {multiple}-multiple crop of size {size}")
+    y0, x0 = (ny - h) // 2, (nx - w) // 2
+    return y0, y0 + h, x0, x0 + w
+
+
+def normalisation_from_stats(
+    count: np.ndarray,
+    total: np.ndarray,
+    total_sq: np.ndarray,
+    transform: str,
+    threshold: float | None,
+    offsets: Sequence[float | None],
+    scales: Sequence[float | None],
+) -> Normalisation:
+    """Per-channel mean/std of transformed values from running sums (as ``fit_from``).
+
+    Parameters
+    ----------
+    count, total, total_sq : np.ndarray, shape (C,)
+        Finite values, their sum and sum of squares, in transformed units.
+    transform : str
+    threshold : float or None
+    offsets, scales : sequence of float or None, length C
+        Fixed constants from the catalog hint; None = the fitted mean / standard deviation.
+
+    Returns
+    -------
+    Normalisation
+    """
+    fitted_offset: list[float] = []
+    fitted_scale: list[float] = []
+    for c in range(len(count)):
+        if count[c] == 0:
+            raise ValueError(f"channel {c} has no finite value in the train split")
+        mean = float(total[c] / count[c])
+        var = max(float(total_sq[c] / count[c]) - mean * mean, 0.0)
+        std = math.sqrt(var)
+        offset = mean if offsets[c] is None else float(offsets[c])  # type: ignore[arg-type]
+        scale = std if scales[c] is None else float(scales[c])  # type: ignore[arg-type]
+        if not scale > 0:
+            raise ValueError(f"channel {c} is constant in the train split ({mean=}); cannot scale")
+        fitted_offset.append(offset)
+        fitted_scale.append(scale)
+    return Normalisation(transform, tuple(fitted_offset), tuple(fitted_scale), threshold)
+
+
+def nan_fill_values(normalisation: Normalisation) -> tuple[str, np.ndarray]:
+    """What NaN pixels become, in normalised units, shape ``(C,)``.
+
+    ``dbr``/``log1p`` (rain rate, counts): the encoded physical zero; ``identity``: 0, the
+    normalised train mean.
+    """
+    C = normalisation.channels
+    if normalisation.transform in ("dbr", "log1p"):
+        zero = np.zeros((1, C, 1, 1), dtype=np.float32)  # (T, C, H, W) of physical zeros
+        return "zero", np.asarray(normalisation.encode(zero), dtype=np.float32).reshape(C)
+    return "mean", np.zeros(C, dtype=np.float32)
+
+
+@dataclass
+class SourceWindows:
+    """Train / val / test windows of a catalog source, its normalisation and provenance.
+
+    Attributes
+    ----------
+    train, val, test : ZarrWindows
+    normalisation : Normalisation
+        Fitted on the frames of the train windows (NaN-aware).
+    metadata : dict
+        Plain provenance for the checkpoint (``docs/ARCHITECTURE.md``).
+    splits : WindowSplits
+    """
+
+    train: ZarrWindows
+    val: ZarrWindows
+    test: ZarrWindows
+    normalisation: Normalisation
+    metadata: dict[str, Any]
+    splits: WindowSplits
+
+    def data_splits(self) -> DataSplits:
+        """The :class:`simvp_model.engine.DataSplits` for :func:`simvp_model.engine.fit`."""
+        from simvp_model.engine import DataSplits
+
+        return DataSplits(self.train, self.val, self.test, self.normalisation, self.metadata)
+
+
+def source_windows(
+    source: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    in_frames: int | None = None,
+    out_frames: int | None = None,
+    catalog: Catalog | None = None,
+    *,
+    crop: Sequence[int] | Literal["full"] | None = None,
+    coarsen: int | None = None,
+    tile: Sequence[int] | None = None,
+    tile_mode: Literal["grid", "random"] = "random",
+    split: SplitConfig | None = None,
+    stride: int = 1,
+    multiple: int = 1,
+    stores: Sequence[str | os.PathLike[str]] | None = None,
+    seed: int = 0,
+) -> SourceWindows:
+    """Cut the windows of a catalog source from its store(s) and fit the normalisation.
+
+    Parameters
+    ----------
+    source : str
+        Catalog source name.
+    data_dir : str or path-like, optional
+        Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``); the store is
+        ``DIR/stores/<source>.zarr``.
+    in_frames, out_frames : int, optional
+        ``T_in``, ``T_out``; default per kind (:data:`KIND_DEFAULTS`).
+    catalog : Catalog, optional
+        Default: the shipped catalog.
+    crop : (y0, y1, x0, x1), "full" or None
+        Store-grid indices; ``"full"`` = whole grid; None = the kind's centred default crop with
+        sides that are multiples of ``coarsen × multiple``.
+    coarsen : int, optional
+        Block size (default per kind).
+    tile : (H, W), optional
+        Tiles of the coarsened grid; train uses ``tile_mode``, val/test the fixed grid.
+    tile_mode : {"random", "grid"}
+        Tiling of the train split.
+    split : SplitConfig, optional
+        Default: chronological 70/15/15 with a gap of one window.
+    stride : int
+        Step between window starts.
+    multiple : int
+        Downsampling of the network: prepared sides of the default crop are multiples of it.
+    stores : sequence of path, optional
+        Several stores of this source to use as one dataset (default: the data dir's store).
+    seed : int
+        Seed of the random train tiles.
+
+    Returns
+    -------
+    SourceWindows
+
+    Raises
+    ------
+    FileNotFoundError
+        When a store does not exist (ingest first).
+    ValueError
+        Bad arguments, variables with different transforms, or an empty split.
+    """
+    spec = get_source(source, catalog)
+    defaults = KIND_DEFAULTS.get(spec.kind)
+    window = WindowConfig(
+        in_frames if in_frames is not None else defaults.in_frames,
+        out_frames if out_frames is not None else defaults.out_frames,
+        stride,
+    )
+    split = split or SplitConfig()
+    k = coarsen if coarsen is not None else defaults.coarsen
+    paths = [os.fspath(p) for p in stores] if stores else [DataDir.resolve(data_dir).store(source)]
+    for path in paths:
+        if not is_url(path) and not os.path.exists(path):
+            raise FileNotFoundError(
+                f"no store at {path}; ingest it first: nowcast ingest --source {source}"
+            )
+    hints = [v.normalisation for v in spec.variables]
+    if len({(h.transform, h.threshold) for h in hints}) != 1:
+        raise ValueError(
+            f"source {source!r}: variables need one transform/threshold to share a "
+            f"Normalisation, got {[(h.transform, h.threshold) for h in hints]}"
+        )
+    transform, threshold = hints[0].transform, hints[0].threshold
+    variables = spec.variable_names
+    with open_store(paths[0]) as first:
+        ny, nx = first.sizes["y"], first.sizes["x"]
+    if crop is None:
+        crop_box: tuple[int, int, int, int] | None = centred_crop(
+            ny, nx, defaults.crop_size, k * multiple
+        )
+    elif crop == "full":
+        crop_box = None
+    else:
+        crop_box = tuple(int(v) for v in crop)  # type: ignore[assignment]
+    if crop_box == (0, ny, 0, nx):
+        crop_box = None
+    spatial = SpatialConfig(crop=crop_box, coarsen=k)
+    forward = TRANSFORMS.get(transform).forward
+
+    def transformed(frames: np.ndarray) -> np.ndarray:
+        return forward(frames, threshold)
+
+    indexes = [scan_store(p, variables, spatial, transformed) for p in paths]
+    shapes = {index.shape for index in indexes}
+    if len(shapes) != 1:
+        raise ValueError(f"stores {paths} prepare to different grids {sorted(shapes)}; use tiles")
+    grid = indexes[0].shape
+    splits = build_splits(indexes, window, split)
+    counts = splits.counts()
+    for name, fraction in zip(SPLITS, split.fractions, strict=True):
+        if fraction > 0 and counts[name] == 0:
+            raise ValueError(
+                f"source {source!r}: the {name} split has no {window.in_frames}->"
+                f"{window.out_frames} window (windows per split: {counts}); use shorter windows, "
+                "a smaller gap or more data"
+            )
+    sums = [np.zeros(len(variables)) for _ in range(3)]
+    for s, index in enumerate(indexes):
+        for total, part in zip(sums, index.stats.reduce(splits.frames_in("train", s)), strict=True):
+            total += part
+    normalisation = normalisation_from_stats(
+        *sums,
+        transform,
+        threshold,
+        [h.offset for h in hints],
+        [h.scale for h in hints],
+    )
+    fill_kind, fill = nan_fill_values(normalisation)
+    tiled = tuple(int(v) for v in tile) if tile is not None else None
+
+    def dataset(name: str, mode: Literal["grid", "random"]) -> ZarrWindows:
+        sp = SpatialConfig(crop=crop_box, coarsen=k, tile=tiled, tile_mode=mode)  # type: ignore[arg-type]
+        return ZarrWindows(
+            paths,
+            variables,
+            splits.windows[name],
+            window,
+            sp,
+            grid,
+            normalisation.encode,
+            fill,
+            seed,
+        )
+
+    metadata: dict[str, Any] = {
+        "source": source,
+        "kind": spec.kind,
+        "variables": list(variables),
+        "units": list(indexes[0].units),
+        "time_step": spec.time_step,
+        "coarsen": k,
+        "crop": list(crop_box) if crop_box is not None else None,
+        "tile": list(tiled) if tiled is not None else None,
+        "grid": list(grid),
+        "in_frames": window.in_frames,
+        "out_frames": window.out_frames,
+        "stride": window.stride,
+        "store": paths[0],
+        "stores": list(paths),
+        "split": {"fractions": list(split.fractions), "gap": split.gap_for(window), "by": split.by},
+        "windows": counts,
+        "nan_fill": fill_kind,
+        "train_period": splits.periods["train"],
+        "val_period": splits.periods["val"],
+        "test_period": splits.periods["test"],
+    }
+    log.info(
+        "%s: %d/%d/%d train/val/test windows of %d->%d on %s grid, %s",
+        source,
+        counts["train"],
+        counts["val"],
+        counts["test"],
+        window.in_frames,
+        window.out_frames,
+        grid,
+        normalisation,
+    )
+    return SourceWindows(
+        dataset("train", tile_mode if tiled else "grid"),
+        dataset("val", "grid"),
+        dataset("test", "grid"),
+        normalisation,
+        metadata,
+        splits,
+    )
+
+
+def source_splits(
+    source: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    in_frames: int | None = None,
+    out_frames: int | None = None,
+    catalog: Catalog | None = None,
+    tile: Sequence[int] | None = None,
+    **options: Any,
+) -> DataSplits:
+    """:func:`source_windows` as the engine's :class:`~simvp_model.engine.DataSplits`.
+
+    ``description`` holds the checkpoint metadata; ``options`` are the keyword arguments of
+    :func:`source_windows`.
+    """
+    return source_windows(
+        source, data_dir, in_frames, out_frames, catalog, tile=tile, **options
+    ).data_splits()
+
+
+def windows_from_metadata(
+    metadata: Mapping[str, Any],
+    data_dir: str | os.PathLike[str] | None = None,
+    catalog: Catalog | None = None,
+) -> SourceWindows:
+    """Rebuild the windows a checkpoint was trained with (same crop, windows and splits).
+
+    Parameters
+    ----------
+    metadata : mapping
+        A checkpoint's ``metadata`` (written by :func:`source_windows`).
+    data_dir : str or path-like, optional
+        Where the store lives now; default: the stores recorded in ``metadata``.
+    catalog : Catalog, optional
+    """
+    split_meta = metadata.get("split") or {}
+    split = SplitConfig(
+        tuple(split_meta.get("fractions", (0.7, 0.15, 0.15))),  # type: ignore[arg-type]
+        split_meta.get("gap"),
+        split_meta.get("by", "time"),
+    )
+    stores = None if data_dir is not None else metadata.get("stores") or [metadata["store"]]
+    return source_windows(
+        metadata["source"],
+        data_dir,
+        int(metadata["in_frames"]),
+        int(metadata["out_frames"]),
+        catalog,
+        crop=metadata["crop"] if metadata.get("crop") is not None else "full",
+        coarsen=int(metadata.get("coarsen", 1)),
+        tile=metadata.get("tile"),
+        split=split,
+        stride=int(metadata.get("stride", 1)),
+        stores=stores,
+    )

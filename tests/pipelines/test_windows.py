@@ -303,3 +303,68 @@ def test_dataset_reads_lazily_and_pickles(tmp_path):
     loader = torch.utils.data.DataLoader(train, batch_size=4)
     xb, yb = next(iter(loader))
     assert xb.shape == (4, 4, 1, 64, 64) and yb.shape == (4, 4, 1, 64, 64)
+
+
+# ------------------------------------------------------------- catalog sources
+def synthetic_catalog(transform="dbr", kind="radar"):
+    from data_catalog.catalog import parse_catalog
+
+    hint = {"transform": transform, **({"threshold": 0.1} if transform == "dbr" else {})}
+    entry = {
+        "kind": kind,
+        "reader": "none",
+        "path": "/nowhere/%Y%m%d%H%M.h5",
+        "time_step": "5min",
+        "variables": [
+            {"name": "precipitation", "units": "mm/h", "source": "RATE", "normalisation": hint}
+        ],
+        "grid": {"crs": "EPSG:4326", "shape": [8, 12], "extent": [0.0, 12.0, 0.0, 8.0]},
+    }
+    return parse_catalog({"version": 1, "sources": {"synthetic": entry}})
+
+
+def test_source_windows_normalisation_and_metadata(tmp_path):
+    from simvp_model.normalisation import fit_from
+
+    path = write_store(tmp_path / "stores" / "synthetic.zarr", 60, missing=(15, 16, 17))
+    catalog = synthetic_catalog()
+    got = W.source_windows(
+        "synthetic", tmp_path, 3, 2, catalog, crop=(0, 8, 0, 8), coarsen=2,
+        split=SplitConfig((0.6, 0.2, 0.2)),
+    )  # fmt: skip
+    meta = got.metadata
+    assert meta["crop"] == [0, 8, 0, 8] and meta["coarsen"] == 2 and meta["grid"] == [4, 4]
+    assert meta["variables"] == ["precipitation"] and meta["units"] == ["mm/h"]
+    assert meta["windows"] == got.splits.counts()
+    assert meta["store"] == path and meta["split"]["gap"] == 5
+    assert meta["train_period"][0] == "2021-07-04T15:00:00Z"
+    # Normalisation = fit_from on exactly the frames of the train windows (nothing else).
+    train_mask = got.splits.frames_in("train", 0)
+    frames = read_prepared(W.open_store(path), ["precipitation"], got.train.spatial, 0, 60)
+    expected = fit_from(frames[train_mask], "dbr", 0.1)
+    np.testing.assert_allclose(got.normalisation.offset, expected.offset, rtol=1e-6)
+    np.testing.assert_allclose(got.normalisation.scale, expected.scale, rtol=1e-5)
+    x, y = got.train[0]
+    np.testing.assert_allclose(x.numpy(), expected.encode(frames[0:3]), rtol=1e-5, atol=1e-5)
+    # DataSplits for the engine carry the metadata as description.
+    data = got.data_splits()
+    assert dict(data.description) == meta and data.normalisation == got.normalisation
+    # Rebuilding from the metadata gives the same windows.
+    again = W.windows_from_metadata(meta, catalog=catalog)
+    assert again.splits.windows == got.splits.windows
+    assert again.normalisation == got.normalisation
+
+
+def test_source_windows_defaults_and_errors(tmp_path):
+    write_store(tmp_path / "stores" / "synthetic.zarr", 60, shape=(8, 12))
+    catalog = synthetic_catalog("log1p", kind="crowd-flow")
+    got = W.source_windows("synthetic", tmp_path, catalog=catalog, multiple=4)
+    # crowd-flow default: 4 -> 4, whole grid trimmed to multiples of 4 (8 x 12 stays).
+    assert (got.train.window.in_frames, got.train.window.out_frames) == (4, 4)
+    assert got.metadata["crop"] is None and got.metadata["nan_fill"] == "zero"
+    assert W.centred_crop(33, 49, None, 4) == (0, 32, 0, 48)
+    assert W.centred_crop(640, 710, (512, 512), 8) == (64, 576, 99, 611)
+    with pytest.raises(FileNotFoundError, match="ingest it first"):
+        W.source_windows("synthetic", tmp_path / "elsewhere", catalog=catalog)
+    with pytest.raises(ValueError, match="need 70"):
+        W.source_windows("synthetic", tmp_path, 8, 6, catalog)
