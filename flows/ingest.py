@@ -60,5 +60,38 @@ def ingest(
     check_period(start, end)
     root = resolve_data_dir(data_dir)
     get_run_logger().info("ingest %s into %s, period %s .. %s", source, root, start, end)
-    future = tasks.ingest_task.submit(source, root, as_utc(start), as_utc(end), on_dask=True)
-    return future.result()
+    report = tasks.ingest_task.submit(
+        source, root, as_utc(start), as_utc(end), on_dask=True
+    ).result()
+    if report.missing:
+        get_run_logger().warning(
+            "%s: %d time steps of the ingested period have no frame (first: %s); forecasts "
+            "needing them will report stale inputs",
+            source,
+            len(report.missing),
+            ", ".join(str(t) for t in report.missing[:3]),
+        )
+    tasks.publish_table(
+        tasks.artifact_key("ingest", source),
+        report_rows(report),
+        f"Ingest of {source} into {report.store}",
+    )
+    return report
+
+
+def report_rows(report: Any) -> list[dict[str, Any]]:
+    """One-row table of an ``IngestReport`` for the ``ingest-<source>`` artifact."""
+    return [
+        {
+            "files": report.files,
+            "frames_written": report.frames_written,
+            "frames_new": report.frames_new,
+            "missing": len(report.missing),
+            "first": str(report.first),
+            "last": str(report.last),
+            "store_time_steps": report.store_frames,
+            "store_mib": report.store_bytes / 2**20,
+            "seconds": report.seconds,
+            "store": report.store,
+        }
+    ]

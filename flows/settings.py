@@ -10,6 +10,8 @@ Why each default (``../shared/reference/ecosystem.md`` §1–2):
   otherwise log ``Failed to send telemetry`` errors.
 - ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=90``: the temporary server of
   ephemeral mode needs ~16 s on a fresh database (migrations), close to the default 20 s.
+- ``DASK_LOGGING__DISTRIBUTED=warning``: the ingest flow's in-process Dask cluster logs
+  every worker start and stop at INFO through Prefect's console handler (~40 lines a run).
 - ``PREFECT_HOME``: Prefect keeps its SQLite database in ``~/.prefect``; when ``HOME`` is
   unset or does not exist (CI containers) the run fails with ``unable to open database
   file``, so it is moved under the data directory instead.
@@ -28,6 +30,7 @@ ENV_DEFAULTS: dict[str, str] = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "DASK_LOGGING__DISTRIBUTED": "warning",
 }
 
 #: Sub-directory of the data directory used as ``PREFECT_HOME`` when ``HOME`` is unusable.

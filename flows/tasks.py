@@ -75,7 +75,7 @@ def ingest_task(
             result = run(client)
     else:
         result = run(None)
-    get_run_logger().info("ingested %s: %s", source, result)
+    get_run_logger().info("%s", result.summary())
     return result
 
 
