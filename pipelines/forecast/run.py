@@ -1,0 +1,576 @@
+"""One forecast end to end: inputs at or before the init time → SimVP → forecast store → maps.
+
+Input selection
+---------------
+The inputs are the ``T_in`` frames (the checkpoint's ``in_frames``) ending **at** the init time,
+on the observation store's regular time grid. ``init_time=None`` means the store's last time
+step. Nothing is silently substituted: :class:`StaleInputError` (a ``ValueError``) is raised when
+
+- the store ends before the init time (stale store),
+- the init time is off the store's time grid or the store starts too late for ``T_in`` frames,
+- any input frame is absent (``frame_present`` False, or a variable all-NaN on the model grid),
+  including the last frames and gaps inside the window.
+
+The only alternative is the explicit ``fallback="latest-complete"``: the newest init time at or
+before the requested one whose ``T_in`` frames are all present is used instead; this is logged
+as a warning and recorded in the forecast's ``fallback`` provenance variable.
+
+Model
+-----
+The checkpoint defaults to the newest (by modification time) ``best.pt`` under
+``DIR/models/<source>/`` (searched recursively). Lead times default to the model's native
+``out_frames`` steps; more (``lead_times=N``) are rolled out by ``simvp_model.predict``. Pixels
+still NaN inside present input frames (outside radar range) are filled as in training (physical
+zero for ``log1p``/``dbr`` normalisations, the training mean for ``identity``), and forecast pixels
+are NaN where the last input frame was NaN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+import pyproj
+import xarray as xr
+
+from data_catalog.paths import DataDir
+from data_catalog.vocabulary import CHANNEL, CRS, TIME, X, Y
+from pipelines.forecast.store import ForecastGrid, Provenance, build_forecast, write_forecast
+
+logger = logging.getLogger(__name__)
+
+Fallback = Literal["none", "latest-complete"]
+FALLBACKS: tuple[str, ...] = ("none", "latest-complete")
+DEFAULT_CHECKPOINT_NAME = "best.pt"
+
+
+class StaleInputError(ValueError):
+    """The input frames for the requested init time are missing, stale or off-grid."""
+
+
+class LoadedModelLike(Protocol):
+    """What :func:`run_forecast` needs of ``simvp_model.checkpoint.LoadedModel``."""
+
+    model: Any
+    config: Any
+    normalisation: Any
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class InputSelection:
+    """The input frames chosen for one forecast.
+
+    Parameters
+    ----------
+    init_time : pandas.Timestamp
+        Forecast reference time (time of the last input frame, UTC, naive).
+    times : pandas.DatetimeIndex
+        ``(T_in,)`` input times, oldest first.
+    start : int
+        Index of the first input frame on the store's ``time`` axis.
+    fallback : str
+        ``""`` or a description of the fallback used.
+    """
+
+    init_time: pd.Timestamp
+    times: pd.DatetimeIndex
+    start: int
+    fallback: str = ""
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """Outcome of :func:`run_forecast`.
+
+    Parameters
+    ----------
+    source : str
+        Source name.
+    init_time : pandas.Timestamp
+        Forecast reference time (UTC, naive).
+    lead_times : pandas.TimedeltaIndex
+        ``(L,)`` lead times written.
+    store : str
+        Path of the forecast store.
+    index : int
+        Position of this forecast on the store's ``init_time`` axis.
+    checkpoint : str
+        Checkpoint used.
+    figures : tuple of str
+        Paths of the maps and animation written (empty when ``render=False``).
+    timings : dict of str to float
+        Seconds per stage (``load_model``, ``read_inputs``, ``predict``, ``write``, ``render``).
+    forecast : xarray.Dataset
+        The written forecast (``init_time`` of length 1), in memory.
+    """
+
+    source: str
+    init_time: pd.Timestamp
+    lead_times: pd.TimedeltaIndex
+    store: str
+    index: int
+    checkpoint: str
+    figures: tuple[str, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    forecast: xr.Dataset | None = field(default=None, repr=False)
+
+
+# ----------------------------------------------------------------------------- inputs
+def store_step(store_ds: xr.Dataset) -> pd.Timedelta:
+    """Regular time step of an observation store (``time_step`` attr, else the spacing)."""
+    step = store_ds.attrs.get("time_step")
+    if step:
+        try:
+            return pd.Timedelta(pd.tseries.frequencies.to_offset(step))
+        except ValueError:
+            return pd.Timedelta(step)
+    times = store_ds[TIME].values
+    if len(times) < 2:
+        raise ValueError(f"cannot infer the time step of a store with {len(times)} time(s)")
+    return pd.Timedelta(np.diff(times).min())
+
+
+def _naive_utc(t: str | np.datetime64 | pd.Timestamp) -> pd.Timestamp:
+    ts = pd.Timestamp(t)
+    if pd.isna(ts):
+        raise ValueError(f"init time must be a valid time, got {t!r}")
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def _iso(t: pd.Timestamp | np.datetime64) -> str:
+    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def select_inputs(
+    store_ds: xr.Dataset,
+    in_frames: int,
+    init_time: str | np.datetime64 | pd.Timestamp | None = None,
+    present: np.ndarray | None = None,
+    fallback: Fallback = "none",
+) -> InputSelection:
+    """Choose the ``in_frames`` frames ending at ``init_time`` and check they are all there.
+
+    Parameters
+    ----------
+    store_ds : xarray.Dataset
+        Observation store (``time`` axis regular at its ``time_step``).
+    in_frames : int
+        ``T_in``.
+    init_time : datetime-like or None
+        Requested init time (UTC); None = the store's last time.
+    present : np.ndarray of bool, optional
+        ``(time,)`` frame availability; default the store's ``frame_present`` (all True if absent).
+        The caller may AND it with "not all-NaN on the model grid".
+    fallback : {"none", "latest-complete"}
+        What to do when a frame of the window is absent (see the module docstring).
+
+    Returns
+    -------
+    InputSelection
+
+    Raises
+    ------
+    StaleInputError
+        Store ending before the init time, init time off-grid or too early, missing frames.
+    """
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+    if in_frames < 1:
+        raise ValueError(f"in_frames must be >= 1, got {in_frames}")
+    times = pd.DatetimeIndex(store_ds[TIME].values)
+    if len(times) == 0:
+        raise StaleInputError("the observation store holds no time steps")
+    step = store_step(store_ds)
+    if present is None:
+        present = (
+            np.asarray(store_ds["frame_present"].values, dtype=bool)
+            if "frame_present" in store_ds
+            else np.ones(len(times), dtype=bool)
+        )
+    requested = times[-1] if init_time is None else _naive_utc(init_time)
+    if requested > times[-1]:
+        raise StaleInputError(
+            f"the observation store ends at {_iso(times[-1])}, before the init time "
+            f"{_iso(requested)} (stale by {requested - times[-1]}); ingest newer data first"
+        )
+    if requested < times[0]:
+        raise StaleInputError(
+            f"init time {_iso(requested)} precedes the observation store's start {_iso(times[0])}"
+        )
+    end = int(times.get_indexer([requested])[0])
+    if end < 0:
+        raise StaleInputError(
+            f"init time {_iso(requested)} is not on the store's {step} time grid; nearest "
+            f"earlier time step {_iso(times[times <= requested][-1])}"
+        )
+    candidates = [end] if fallback == "none" else range(end, in_frames - 2, -1)
+    first_problem = ""
+    for stop in candidates:
+        start = stop - in_frames + 1
+        if start < 0:
+            problem = (
+                f"{in_frames} input frames ending at {_iso(times[stop])} need data from "
+                f"{_iso(times[stop] - (in_frames - 1) * step)}, but the store starts at "
+                f"{_iso(times[0])}"
+            )
+        else:
+            window = times[start : stop + 1]
+            expected = pd.date_range(end=times[stop], periods=in_frames, freq=step)
+            if not window.equals(expected):
+                absent = expected.difference(window)
+                problem = f"the store's time axis has gaps in the input window: {_list(absent)}"
+            else:
+                missing = window[~present[start : stop + 1]]
+                if len(missing) == 0:
+                    chosen = times[stop]
+                    note = ""
+                    if chosen != requested:
+                        note = (
+                            f"latest-complete: requested {_iso(requested)} ({first_problem}); "
+                            f"used {_iso(chosen)}"
+                        )
+                        logger.warning("input fallback: %s", note)
+                    return InputSelection(chosen, window, start, note)
+                problem = (
+                    f"input frames absent at {_list(missing)} (window {_iso(window[0])} to "
+                    f"{_iso(window[-1])})"
+                )
+        first_problem = first_problem or problem
+        if fallback == "none":
+            break
+    hint = "" if fallback != "none" else "; pass fallback='latest-complete' to use older inputs"
+    raise StaleInputError(f"cannot forecast from {_iso(requested)}: {first_problem}{hint}")
+
+
+def _list(times: pd.DatetimeIndex, limit: int = 6) -> str:
+    shown = ", ".join(_iso(t) for t in times[:limit])
+    return shown + (f" … ({len(times)} in all)" if len(times) > limit else "")
+
+
+# ----------------------------------------------------------------------------- model
+def default_checkpoint(source: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Newest ``best.pt`` (by modification time) under ``DIR/models/<source>/``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is none.
+    """
+    root = Path(DataDir.resolve(data_dir).models(source))
+    found = sorted(root.rglob(DEFAULT_CHECKPOINT_NAME), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(
+            f"no {DEFAULT_CHECKPOINT_NAME} under {root}: train a model for {source!r} first "
+            "(nowcast train) or pass a checkpoint"
+        )
+    return found[-1]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_version(loaded: LoadedModelLike) -> str:
+    """Package version and architecture of a loaded model, for provenance."""
+    try:
+        package = importlib.metadata.version("simvp-nowcast")
+    except importlib.metadata.PackageNotFoundError:
+        package = "unknown"
+    cfg = loaded.config
+    arch = "/".join(str(getattr(cfg, a, "?")) for a in ("spatial", "translator"))
+    return (
+        f"simvp-nowcast {package}; SimVP {arch} T_in={getattr(cfg, 'in_frames', '?')} "
+        f"T_out={getattr(cfg, 'out_frames', '?')}"
+    )
+
+
+def _load(checkpoint: str | os.PathLike[str]) -> LoadedModelLike:
+    from simvp_model.checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint)
+
+
+def _predict(loaded: LoadedModelLike, frames: np.ndarray, horizon: int) -> np.ndarray:
+    """``(1, T_in, C, H, W)`` physical → ``(1, horizon, C, H, W)`` physical."""
+    from simvp_model.predict import predict
+
+    return np.asarray(predict(loaded, frames, horizon=horizon))
+
+
+def physical_fill(normalisation: Any) -> np.ndarray:
+    """Per-channel physical value for NaN pixels, as in training: ``(C,)`` float32.
+
+    ``identity``: the training mean (``decode(0)``); other transforms (``log1p``, ``dbr``):
+    physical zero (no rain, no counts).
+    """
+    C = int(normalisation.channels)
+    if normalisation.transform == "identity":
+        zeros = np.zeros((C, 1, 1), dtype=np.float32)
+        return np.asarray(normalisation.decode(zeros), dtype=np.float32).reshape(C)
+    return np.zeros(C, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- grid
+def forecast_grid(frames: xr.DataArray, store_ds: xr.Dataset) -> ForecastGrid:
+    """The grid of prepared frames: their ``y``/``x`` and ``latitude``/``longitude`` coords."""
+    if CRS not in store_ds.variables:
+        raise ValueError("the observation store has no 'crs' grid-mapping variable")
+    crs = pyproj.CRS.from_cf(dict(store_ds[CRS].attrs))
+    y, x = frames[Y].values, frames[X].values
+    if crs.is_geographic or "latitude" not in frames.coords:
+        return ForecastGrid.from_coords(y, x, crs)
+    return ForecastGrid(
+        y=np.asarray(y, dtype="float64"),
+        x=np.asarray(x, dtype="float64"),
+        latitude=np.asarray(frames["latitude"].transpose(Y, X).values, dtype="float64"),
+        longitude=np.asarray(frames["longitude"].transpose(Y, X).values, dtype="float64"),
+        crs=crs,
+    )
+
+
+def _prepare(store_ds: xr.Dataset, metadata: Mapping[str, Any]) -> xr.DataArray:
+    from pipelines.windows import prepare_frames
+
+    return prepare_frames(store_ds, metadata)
+
+
+def _checkpoint_in_frames(loaded: LoadedModelLike) -> tuple[int, int]:
+    meta = loaded.metadata
+    in_frames = int(meta.get("in_frames", getattr(loaded.config, "in_frames", 0)))
+    out_frames = int(meta.get("out_frames", getattr(loaded.config, "out_frames", 0)))
+    if in_frames < 1 or out_frames < 1:
+        raise ValueError(f"checkpoint lacks in_frames/out_frames: {in_frames=} {out_frames=}")
+    return in_frames, out_frames
+
+
+def read_inputs(
+    store_ds: xr.Dataset,
+    metadata: Mapping[str, Any],
+    init_time: str | np.datetime64 | pd.Timestamp | None = None,
+    fallback: Fallback = "none",
+) -> tuple[InputSelection, xr.DataArray]:
+    """Select and read the model inputs for ``init_time``.
+
+    Parameters
+    ----------
+    store_ds : xarray.Dataset
+        Observation store.
+    metadata : mapping
+        Checkpoint metadata (``in_frames``, ``variables``, ``crop``, ``coarsen``).
+    init_time, fallback
+        See :func:`select_inputs`.
+
+    Returns
+    -------
+    InputSelection, xarray.DataArray
+        The selection and the prepared frames ``(time=T_in, channel=C, y=H, x=W)`` in physical
+        units (NaN kept), loaded in memory.
+    """
+    in_frames = int(metadata["in_frames"])
+    prepared = _prepare(store_ds, metadata)  # (time, channel, y, x), lazy
+    selection = select_inputs(store_ds, in_frames, init_time, fallback=fallback)
+    frames = prepared.isel({TIME: slice(selection.start, selection.start + in_frames)}).load()
+    empty = frames.isnull().all([Y, X]).any(CHANNEL).values  # (T_in,) a variable all-NaN
+    if empty.any():
+        if fallback == "none":
+            raise StaleInputError(
+                f"cannot forecast from {_iso(selection.init_time)}: input frames all-NaN at "
+                f"{_list(selection.times[empty])}; pass fallback='latest-complete' to use older "
+                "inputs"
+            )
+        # Recompute availability over the whole store (reads every frame) and select again.
+        all_nan = prepared.isnull().all([Y, X]).any(CHANNEL).values  # (time,)
+        present = np.asarray(
+            store_ds["frame_present"].values if "frame_present" in store_ds else ~all_nan, bool
+        )
+        selection = select_inputs(
+            store_ds, in_frames, init_time, present=present & ~all_nan, fallback=fallback
+        )
+        frames = prepared.isel({TIME: slice(selection.start, selection.start + in_frames)}).load()
+    return selection, frames
+
+
+# ----------------------------------------------------------------------------- run
+def run_forecast(
+    source: str,
+    init_time: str | np.datetime64 | pd.Timestamp | None = None,
+    checkpoint: str | os.PathLike[str] | LoadedModelLike | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    lead_times: int | None = None,
+    render: bool = True,
+    fallback: Fallback = "none",
+    render_leads: int = 4,
+) -> ForecastResult:
+    """Make one forecast of ``source`` and write it to ``DIR/forecasts/<source>.zarr``.
+
+    Parameters
+    ----------
+    source : str
+        Catalog source name (its store is ``DIR/stores/<source>.zarr``).
+    init_time : datetime-like or None
+        Forecast reference time (UTC); None = the store's last time step.
+    checkpoint : path, loaded model or None
+        Checkpoint file, an already loaded ``LoadedModel``, or None for the newest
+        ``DIR/models/<source>/**/best.pt``.
+    data_dir : path or None
+        Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
+    lead_times : int or None
+        Number of lead times ``L`` (steps of the source's time step); None = the model's
+        ``out_frames``. More than ``out_frames`` are rolled out.
+    render : bool
+        Also write a PNG map and a GIF animation under ``DIR/figures/<source>/``.
+    fallback : {"none", "latest-complete"}
+        Missing-input policy (see :func:`select_inputs`).
+    render_leads : int
+        Number of lead-time panels in the PNG.
+
+    Returns
+    -------
+    ForecastResult
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock
+        clock = now
+
+    paths = DataDir.resolve(data_dir)
+    if isinstance(checkpoint, str | os.PathLike) or checkpoint is None:
+        ckpt_path = (
+            Path(checkpoint) if checkpoint is not None else default_checkpoint(source, data_dir)
+        )
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist")
+        loaded = _load(ckpt_path)
+        ckpt_name, ckpt_hash = str(ckpt_path), file_sha256(ckpt_path)
+    else:
+        loaded = checkpoint
+        ckpt_name = str(getattr(loaded, "path", "") or "<in-memory model>")
+        ckpt_hash = file_sha256(ckpt_name) if Path(ckpt_name).is_file() else ""  # "" = unknown
+    in_frames, out_frames = _checkpoint_in_frames(loaded)
+    metadata = {**loaded.metadata, "in_frames": in_frames, "out_frames": out_frames}
+    trained_on = metadata.get("source")
+    if trained_on not in (None, source):
+        logger.warning("checkpoint was trained on %r, forecasting %r", trained_on, source)
+    n_leads = out_frames if lead_times is None else int(lead_times)
+    if n_leads < 1:
+        raise ValueError(f"lead_times must be >= 1, got {lead_times}")
+    lap("load_model")
+
+    store_path = paths.store(source)
+    if not Path(store_path).exists():
+        raise FileNotFoundError(f"no observation store {store_path}: run nowcast ingest first")
+    store_ds = xr.open_zarr(store_path, chunks=None)
+    step = store_step(store_ds)
+    ckpt_step = metadata.get("time_step")
+    if ckpt_step and pd.Timedelta(pd.tseries.frequencies.to_offset(ckpt_step)) != step:
+        raise ValueError(f"checkpoint time step {ckpt_step!r} differs from the store's {step}")
+    selection, frames = read_inputs(store_ds, metadata, init_time, fallback)
+    values = np.asarray(frames.values, dtype=np.float32)  # (T_in, C, H, W)
+    lap("read_inputs")
+
+    nan = np.isnan(values)
+    if nan.any():
+        fill = physical_fill(loaded.normalisation)  # (C,)
+        values = np.where(nan, fill[None, :, None, None], values)  # (T_in, C, H, W)
+    predicted = _predict(loaded, values[None], n_leads)  # (1, L, C, H, W)
+    expected = (1, n_leads, *values.shape[1:])
+    if predicted.shape != expected:
+        raise ValueError(f"model returned shape {predicted.shape}, expected {expected}")
+    predicted = np.where(nan[-1][None, None], np.nan, predicted)[0]  # (L, C, H, W)
+    lap("predict")
+
+    grid = forecast_grid(frames, store_ds)
+    variables = [str(v) for v in frames[CHANNEL].values]
+    leads = pd.TimedeltaIndex([step * (i + 1) for i in range(n_leads)])
+    provenance = Provenance(
+        checkpoint=ckpt_name,
+        checkpoint_sha256=ckpt_hash,
+        model_version=model_version(loaded),
+        source_store=str(store_path),
+        input_times=selection.times.values,
+        fallback=selection.fallback,
+    )
+    forecast = build_forecast(
+        {v: predicted[:, c] for c, v in enumerate(variables)},  # (L, H, W) each
+        selection.init_time,
+        leads,
+        grid,
+        time_step=step,
+        source_name=source,
+        provenance=provenance,
+        variable_attrs={v: _var_attrs(store_ds[v].attrs) for v in variables},
+        attrs={"input_preparation": json.dumps(_preparation(metadata, variables))},
+    )
+    forecast_path = paths.forecast_store(source)
+    index = write_forecast(forecast_path, forecast)
+    lap("write")
+
+    figures: tuple[str, ...] = ()
+    if render:
+        from pipelines.render.maps import render_run
+
+        observed = frames.assign_coords(
+            latitude=((Y, X), grid.latitude), longitude=((Y, X), grid.longitude)
+        )
+        figures = render_run(
+            forecast.isel(init_time=0),
+            observed,
+            Path(paths.figures(source)),
+            n_panels=render_leads,
+            timings=timings,
+        )
+        clock = time.perf_counter()
+    logger.info(
+        "forecast %s init %s: %d leads to %s (%s)",
+        source,
+        _iso(selection.init_time),
+        n_leads,
+        forecast_path,
+        ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()),
+    )
+    return ForecastResult(
+        source=source,
+        init_time=selection.init_time,
+        lead_times=leads,
+        store=str(forecast_path),
+        index=index,
+        checkpoint=ckpt_name,
+        figures=figures,
+        timings=timings,
+        forecast=forecast,
+    )
+
+
+def _preparation(metadata: Mapping[str, Any], variables: list[str]) -> dict[str, Any]:
+    crop = metadata.get("crop")
+    return {
+        "variables": variables,
+        "crop": None if crop is None else [int(v) for v in crop],
+        "coarsen": int(metadata.get("coarsen", 1) or 1),
+        "in_frames": int(metadata["in_frames"]),
+    }
+
+
+def _var_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    keep = ("units", "standard_name", "long_name")
+    return {k: attrs[k] for k in keep if k in attrs}

@@ -1,0 +1,107 @@
+"""Re-render a forecast from the forecast store (``nowcast render``).
+
+The observed context frames are re-read from the observation store at the forecast's recorded
+``input_time`` values and prepared with the store's ``input_preparation`` (the checkpoint's
+variable selection, crop and coarsening). Without an observation store the maps show the
+forecast only (logged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from data_catalog.paths import DataDir
+from data_catalog.vocabulary import INIT_TIME, LATITUDE, LONGITUDE, TIME, X, Y
+from pipelines.forecast.store import COMPLETE, INPUT_TIME, open_forecast_store
+from pipelines.render.maps import render_run
+
+logger = logging.getLogger(__name__)
+
+
+def load_stored_forecast(
+    source: str,
+    init_time: str | np.datetime64 | pd.Timestamp | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> xr.Dataset:
+    """One complete init time from ``DIR/forecasts/<source>.zarr`` (None = the newest).
+
+    Raises
+    ------
+    FileNotFoundError
+        No forecast store.
+    ValueError
+        The init time is not in the store or its write did not complete.
+    """
+    path = DataDir.resolve(data_dir).forecast_store(source)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no forecast store {path}: run nowcast forecast first")
+    store = open_forecast_store(path)
+    complete = np.asarray(store[COMPLETE].values, dtype=bool)
+    if init_time is None:
+        if not complete.any():
+            raise ValueError(f"{path} holds no complete forecast")
+        index = int(np.flatnonzero(complete)[-1])
+    else:
+        wanted = pd.Timestamp(init_time)
+        if wanted.tzinfo is not None:
+            wanted = wanted.tz_convert("UTC").tz_localize(None)
+        matches = np.flatnonzero(store[INIT_TIME].values == wanted.to_datetime64())
+        if len(matches) == 0 or not complete[matches[0]]:
+            done = store[INIT_TIME].values[complete]
+            listed = ", ".join(pd.Timestamp(t).strftime("%Y-%m-%dT%H:%MZ") for t in done[-5:])
+            raise ValueError(
+                f"no complete forecast for init time {wanted} in {path}; latest: {listed or '-'}"
+            )
+        index = int(matches[0])
+    return store.isel({INIT_TIME: index}).load()
+
+
+def stored_inputs(
+    forecast: xr.Dataset, data_dir: str | os.PathLike[str] | None
+) -> xr.DataArray | None:
+    """Observed input frames ``(time, channel, y, x)`` of a stored forecast, or None."""
+    from pipelines.windows import prepare_frames
+
+    source = forecast.attrs.get("source_name", "")
+    store_path = DataDir.resolve(data_dir).store(source)
+    preparation = forecast.attrs.get("input_preparation")
+    if not Path(store_path).exists() or not preparation:
+        logger.warning("no observation store %s: rendering the forecast only", store_path)
+        return None
+    obs = xr.open_zarr(store_path, chunks=None)
+    times = pd.DatetimeIndex(forecast[INPUT_TIME].values)
+    missing = times.difference(pd.DatetimeIndex(obs[TIME].values))
+    if len(missing):
+        logger.warning("input times %s no longer in %s: forecast only", list(missing), store_path)
+        return None
+    frames = prepare_frames(obs.sel({TIME: times}), json.loads(preparation)).load()
+    if LATITUDE in forecast.dims:  # geographic forecast grids use latitude/longitude dims
+        frames = frames.rename({Y: LATITUDE, X: LONGITUDE})
+    return frames
+
+
+def render_stored(
+    source: str,
+    init_time: str | np.datetime64 | pd.Timestamp | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    n_panels: int = 4,
+    variables: Sequence[str] | None = None,
+    animate: bool = True,
+) -> tuple[str, ...]:
+    """Render a stored forecast (PNG + GIF) to ``out_dir`` (default ``DIR/figures/<source>/``)."""
+    forecast = load_stored_forecast(source, init_time, data_dir)
+    observed = stored_inputs(forecast, data_dir)
+    target = out_dir if out_dir is not None else DataDir.resolve(data_dir).figures(source)
+    return render_run(
+        forecast, observed, target, n_panels=n_panels, variables=variables, animate=animate
+    )
