@@ -141,10 +141,16 @@ def _utc(value: str | datetime | pd.Timestamp | None) -> pd.Timestamp | None:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def _default_reader(path: str, spec: SourceSpec) -> Any:
-    from pipelines.readers import read_file
+def _catalog_reader(spec: SourceSpec) -> Reader:
+    """The registered reader of ``spec`` (``ValueError`` listing the names if unknown)."""
+    from pipelines.readers import READERS, read_file
 
-    return read_file(spec, path)
+    READERS.get(spec.reader)  # fail now, not as a per-file read error
+
+    def read(path: str, source: SourceSpec) -> Any:
+        return read_file(source, path)
+
+    return read
 
 
 def _as_dataset(result: Any, spec: SourceSpec) -> xr.Dataset:
@@ -406,7 +412,7 @@ def ingest_source(
     lo, hi = _utc(start), _utc(end)
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"start {lo} is after end {hi}")
-    read = reader or _default_reader
+    read = reader or _catalog_reader(spec)
     files = list_files(spec, lo, hi, samples)
     if not files:
         raise FileNotFoundError(

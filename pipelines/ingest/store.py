@@ -158,9 +158,9 @@ class StoreLayout:
         StoreError
             If a time is before the origin or not on the regular grid of the step.
         """
-        t = pd.DatetimeIndex(times)
-        offset = (t - self.time_origin).asi8  # ns since t0, shape (n,)
-        step = self.time_step.value
+        t = pd.DatetimeIndex(times).as_unit("ns")
+        offset = (t - self.time_origin.as_unit("ns")).asi8  # ns since t0, shape (n,)
+        step = self.time_step.as_unit("ns").value
         before = offset < 0
         if before.any():
             raise StoreError(
@@ -171,14 +171,21 @@ class StoreLayout:
         off_grid = offset % step != 0
         if off_grid.any():
             raise StoreError(
-                f"time {t[off_grid][0].isoformat()} is not on the {self.time_step} grid of store "
+                f"time {t[off_grid][0].isoformat()} is not on the {self.step_text} grid of store "
                 f"{self.source_name!r} (origin {self.time_origin.isoformat()})"
             )
         return offset // step
 
+    @property
+    def step_text(self) -> str:
+        """The step as a pandas offset string (``5min``, ``h``)."""
+        return str(pd.tseries.frequencies.to_offset(self.time_step).freqstr)
+
     def times(self, start: int, stop: int) -> pd.DatetimeIndex:
         """Timestamps of indices ``start..stop-1``."""
-        return pd.DatetimeIndex(self.time_origin + np.arange(start, stop) * self.time_step)
+        return pd.DatetimeIndex(self.time_origin + np.arange(start, stop) * self.time_step).as_unit(
+            "ns"
+        )
 
     def padded_length(self, n: int) -> int:
         """``n`` rounded up to a whole number of time chunks."""
@@ -190,7 +197,7 @@ class StoreLayout:
         return {
             "store_format": STORE_FORMAT,
             "source_name": self.source_name,
-            "time_step": pd.tseries.frequencies.to_offset(self.time_step).freqstr,
+            "time_step": self.step_text,
             "time_origin": self.time_origin.isoformat(),
             "variables": list(self.variables),
         }
@@ -289,7 +296,7 @@ def _time_arrays(group: zarr.Group) -> list[str]:
 
 def _encode_times(times: pd.DatetimeIndex) -> np.ndarray:
     """``times`` as int64 seconds since 1970 (the ``time`` encoding), shape ``(n,)``."""
-    ns = times.asi8
+    ns = pd.DatetimeIndex(times).as_unit("ns").asi8
     if (ns % 1_000_000_000).any():
         raise StoreError(f"times must be whole seconds, got {times[ns % 1_000_000_000 != 0][0]}")
     return ns // 1_000_000_000
