@@ -134,7 +134,7 @@ class MetaStack(Translator):
         c_in = config.in_frames * config.spatial_hidden
         hid, n = config.temporal_hidden, config.temporal_layers
         # stochastic depth: linspace(0.01, drop_path, N_T); the last block uses drop_path itself
-        dpr = torch.linspace(1e-2, config.drop_path, n).tolist()
+        dpr = [1e-2 + (config.drop_path - 1e-2) * i / (n - 1) for i in range(n)]
         dpr[-1] = config.drop_path
         dims = [c_in] + [hid] * (n - 1)
         outs = [hid] * (n - 1) + [c_in]

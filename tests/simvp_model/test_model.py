@@ -1,0 +1,100 @@
+"""SimVP forward shapes, roll-out, structure of the two spatial variants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from simvp_model import SimVP, get_preset
+
+
+def _model(seed: int = 0, **changes) -> SimVP:
+    torch.manual_seed(seed)
+    return SimVP(get_preset("tiny").replace(**changes))
+
+
+@pytest.mark.parametrize("spatial", ["v1", "openstl"])
+@pytest.mark.parametrize("translator", ["incepu", "gsta", "tau"])
+def test_forward_shapes_every_combination(spatial, translator):
+    model = _model(spatial=spatial, translator=translator)
+    x = torch.randn(2, 4, 1, 16, 16)
+    y = model(x)
+    assert y.shape == (2, 4, 1, 16, 16)
+    assert torch.isfinite(y).all()
+    y.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_multichannel_rectangular_frames():
+    model = _model(channels=2, height=8, width=24, spatial_layers=4)
+    assert model(torch.randn(3, 4, 2, 8, 24)).shape == (3, 4, 2, 8, 24)
+
+
+@pytest.mark.parametrize("out_frames", [1, 3, 4, 5, 8, 11])
+def test_rollout_lengths_and_gradient_through_all_calls(out_frames):
+    model = _model(out_frames=out_frames)
+    x = torch.randn(2, 4, 1, 16, 16, requires_grad=True)
+    y = model(x)
+    assert y.shape == (2, out_frames, 1, 16, 16)
+    # a loss on the last frame only reaches x through every earlier call
+    y[:, -1].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_rollout_feeds_whole_blocks_back():
+    model = _model().eval()
+    x = torch.randn(1, 4, 1, 16, 16)
+    with torch.inference_mode():
+        first = model.step(x)
+        second = model.step(first)
+        third = model.step(second)
+        y = model.rollout(x, 10)
+    expected = torch.cat([first, second, third[:, :2]], dim=1)
+    torch.testing.assert_close(y, expected)
+    with torch.inference_mode():
+        torch.testing.assert_close(model.rollout(x, 3), first[:, :3])
+        torch.testing.assert_close(model(x), first)  # out_frames == in_frames == 4
+
+
+def test_bad_input_and_horizon():
+    model = _model()
+    with pytest.raises(ValueError, match=r"expected input \(B, 4, 1, 16, 16\)"):
+        model(torch.randn(2, 5, 1, 16, 16))
+    with pytest.raises(ValueError, match="horizon=0"):
+        model.rollout(torch.randn(1, 4, 1, 16, 16), 0)
+    with pytest.raises(TypeError):
+        SimVP({"in_frames": 4})  # type: ignore[arg-type]
+
+
+def test_v1_structure():
+    model = _model(spatial="v1", spatial_layers=4)
+    acts = [m for m in model.encoder.modules() if isinstance(m, nn.LeakyReLU)]
+    assert acts and all(a.negative_slope == 0.2 for a in acts)
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in model.decoder.modules()) == 2
+    assert not any(isinstance(m, nn.PixelShuffle) for m in model.modules())
+    # concatenated skip: the last decoder layer takes 2 * hid_S channels
+    assert model.decoder.layers[-1].conv.in_channels == 16
+    assert all(m.num_groups == 2 for m in model.encoder.modules() if isinstance(m, nn.GroupNorm))
+
+
+def test_openstl_structure_and_init():
+    torch.manual_seed(0)
+    model = SimVP(get_preset("mmnist-small"))
+    assert sum(isinstance(m, nn.PixelShuffle) for m in model.decoder.modules()) == 2
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in model.modules())
+    assert any(isinstance(m, nn.SiLU) for m in model.encoder.modules())
+    assert model.decoder.layers[-1].conv.in_channels == 16  # added skip
+    # encoder/decoder convs ~ trunc-normal(0.02), zero bias
+    w = torch.cat([m.weight.flatten() for m in model.encoder.modules() if isinstance(m, nn.Conv2d)])
+    assert 0.017 < w.std() < 0.023
+    assert all((m.bias == 0).all() for m in model.encoder.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_eval_is_deterministic_and_batch_independent():
+    model = _model(drop_path=0.1).eval()
+    x = torch.randn(3, 4, 1, 16, 16)
+    with torch.inference_mode():
+        y = model(x)
+        torch.testing.assert_close(model(x), y)
+        torch.testing.assert_close(model(x[:1]), y[:1], atol=1e-5, rtol=1e-5)
