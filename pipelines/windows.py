@@ -60,7 +60,7 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset
 
-from data_catalog.catalog import Catalog, get_source
+from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir, is_url
 from simvp_model.normalisation import TRANSFORMS, Normalisation
 from simvp_model.registry import Registry
@@ -1007,7 +1007,7 @@ def source_windows(
     data_dir: str | os.PathLike[str] | None = None,
     in_frames: int | None = None,
     out_frames: int | None = None,
-    catalog: Catalog | None = None,
+    catalog: Catalog | str | os.PathLike[str] | None = None,
     *,
     crop: Sequence[int] | Literal["full"] | None = None,
     coarsen: int | None = None,
@@ -1030,8 +1030,8 @@ def source_windows(
         ``DIR/stores/<source>.zarr``.
     in_frames, out_frames : int, optional
         ``T_in``, ``T_out``; default per kind (:data:`KIND_DEFAULTS`).
-    catalog : Catalog, optional
-        Default: the shipped catalog.
+    catalog : Catalog or path, optional
+        Catalog object or YAML file; default: the shipped catalog.
     crop : (y0, y1, x0, x1), "full" or None
         Store-grid indices; ``"full"`` = whole grid; None = the kind's centred default crop with
         sides that are multiples of ``coarsen × multiple``.
@@ -1063,6 +1063,8 @@ def source_windows(
     ValueError
         Bad arguments, variables with different transforms, or an empty split.
     """
+    if isinstance(catalog, str | os.PathLike):
+        catalog = load_catalog(catalog)
     spec = get_source(source, catalog)
     defaults = KIND_DEFAULTS.get(spec.kind)
     window = WindowConfig(
