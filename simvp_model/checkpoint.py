@@ -69,15 +69,16 @@ def check_plain(value: Any, where: str = "metadata") -> None:
 
     Allowed: dict with str keys, list, tuple, str, int, float, bool, None, torch.Tensor.
     """
-    if isinstance(value, _PLAIN_SCALARS) or isinstance(value, torch.Tensor):
+    # exact types: subclasses (numpy.float64, torch's TorchVersion str) do not unpickle safely
+    if type(value) in _PLAIN_SCALARS or isinstance(value, torch.Tensor):
         return
-    if isinstance(value, dict):
+    if type(value) is dict:
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise ValueError(f"{where} has a non-str key {key!r} ({type(key).__name__})")
             check_plain(item, f"{where}[{key!r}]")
         return
-    if isinstance(value, list | tuple):
+    if type(value) in (list, tuple):
         for i, item in enumerate(value):
             check_plain(item, f"{where}[{i}]")
         return
