@@ -22,6 +22,7 @@ report. Times before the store's origin are refused (see :mod:`pipelines.ingest.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time as _time
 from collections.abc import Callable, Sequence
@@ -153,27 +154,24 @@ def _catalog_reader(spec: SourceSpec) -> Reader:
     return read
 
 
-def _as_dataset(result: Any, spec: SourceSpec) -> xr.Dataset:
-    if isinstance(result, xr.Dataset):
-        return result
-    from pipelines.readers.base import Frames, frames_to_dataset
-
-    if isinstance(result, Frames):
-        return frames_to_dataset(spec, [result])
-    raise TypeError(f"a reader must return Frames or an xarray.Dataset, got {type(result)}")
-
-
 def _load(
     spec: SourceSpec,
     read: Reader,
     file: SourceFile,
     lo: pd.Timestamp | None,
     hi: pd.Timestamp | None,
-) -> tuple[xr.Dataset | None, _FileFrames]:
-    """Decode and validate one file; frames outside ``[lo, hi]`` are left out."""
+) -> tuple[Any, _FileFrames]:
+    """Decode and validate one file; frames outside ``[lo, hi]`` are left out.
+
+    Returns the reader's raw output (``Frames`` or the validated ``Dataset``, for the grid and
+    store checks) and the file's frames.
+    """
+    from pipelines.readers.base import Frames
+
     try:
         raw = read(file.path, spec)
-        ds = _as_dataset(raw, spec)
+        if not isinstance(raw, Frames | xr.Dataset):
+            raise TypeError(f"a reader must return Frames or a Dataset, got {type(raw)}")
     except _TRANSIENT:
         raise
     except IngestError:
@@ -183,17 +181,25 @@ def _load(
         if file.path not in message:
             message = f"{file.path}: cannot read ({type(error).__name__}: {message})"
         raise IngestError(message) from error
-    ds = wr.validate_frames(ds, spec, file.path, expected_time=file.time)
+    if isinstance(raw, xr.Dataset):
+        raw = wr.validate_frames(raw, spec, file.path, expected_time=file.time)
+        times = pd.DatetimeIndex(raw[voc.TIME].values)
+        data = {name: np.asarray(raw[name].values) for name in spec.variable_names}
+    else:
+        times, data = wr.validate_arrays(raw.times, raw.data, spec, file.path, file.time)
     if file.time is None and (lo is not None or hi is not None):
-        ds = ds.sel({voc.TIME: slice(lo, hi)})
-    times = pd.DatetimeIndex(ds[voc.TIME].values)
-    data = {name: np.asarray(ds[name].values) for name in spec.variable_names}
+        inside = np.asarray((lo is None or times >= lo) & (hi is None or times <= hi))
+        times = times[inside]
+        data = {name: values[inside] for name, values in data.items()}
     nbytes = sum(a.nbytes for a in data.values())
-    return ds, _FileFrames(file.path, file.time, times, data, nbytes)
+    return raw, _FileFrames(file.path, file.time, times, data, nbytes)
 
 
-def _grid_of(ds: xr.Dataset) -> xr.Dataset:
-    """Coords, ``crs`` and variable attrs of validated frames (what a template needs)."""
+def _grid_of(raw: Any, spec: SourceSpec) -> xr.Dataset:
+    """Coords, ``crs`` and variable attrs of one file's frames (what a template needs)."""
+    from pipelines.readers.base import frames_to_dataset
+
+    ds = raw if isinstance(raw, xr.Dataset) else frames_to_dataset(spec, [raw])
     coords = {name: ds[name].variable for name in (voc.Y, voc.X, voc.LATITUDE, voc.LONGITUDE)}
     data_vars = {
         name: ds[name].isel({voc.TIME: 0}).variable if voc.TIME in ds[name].dims else ds[name]
@@ -223,15 +229,17 @@ def _read_phase(
         for offset in range(0, len(files), READ_GROUP):
             group = files[offset : offset + READ_GROUP]
             if use_dask and len(group) > 1:
-                tasks = [dask.delayed(_load)(spec, read, f, lo, hi) for f in group]
-                results = dask.compute(*tasks)
+                load = dask.delayed(functools.partial(_load, spec, read, lo=lo, hi=hi))
+                results = dask.compute(*[load(f) for f in group])
             else:
                 results = tuple(_load(spec, read, f, lo, hi) for f in group)
-            for ds, frames in results:
-                if existing is not None:
-                    wr.check_against_store(ds, existing, frames.path)
+            for raw, frames in results:
                 if grid is None and len(frames.times):
-                    grid = _grid_of(ds)
+                    grid = _grid_of(raw, spec)
+                    if existing is not None:
+                        wr.check_against_store(grid, existing, frames.path)
+                if existing is not None and isinstance(raw, xr.Dataset):
+                    wr.check_against_store(raw, existing, frames.path)  # each file its own grid
                 if not len(frames.times):
                     continue
                 retained += frames.nbytes
@@ -311,7 +319,8 @@ def _batch_dataset(
     if missing:
         loaders = [SourceFile(m.expected_time, m.path) for m in missing]
         if use_dask and len(loaders) > 1:
-            results = dask.compute(*[dask.delayed(_load)(spec, read, f, lo, hi) for f in loaders])
+            load = dask.delayed(functools.partial(_load, spec, read, lo=lo, hi=hi))
+            results = dask.compute(*[load(f) for f in loaders])
         else:
             results = tuple(_load(spec, read, f, lo, hi) for f in loaders)
         reread = {frames.path: frames for _, frames in results}

@@ -132,12 +132,8 @@ def validate_frames(
                 f"{label}: variable {var.name!r} has unknown units {units!r}; the catalog "
                 f"declares {var.units!r}"
             )
-    times = _check_times(ds, label)
-    if expected_time is not None and (len(times) != 1 or times[0] != expected_time):
-        raise IngestError(
-            f"{label}: holds times {[t.isoformat() for t in times[:3]]}, but its name says "
-            f"{expected_time.isoformat()}"
-        )
+    if voc.TIME not in ds.coords or ds[voc.TIME].ndim != 1:
+        raise IngestError(f"{label}: no 1-D {voc.TIME!r} coordinate")
     shape = (ds.sizes[voc.Y], ds.sizes[voc.X])
     if shape != spec.grid.shape:
         raise IngestError(
@@ -152,16 +148,14 @@ def validate_frames(
     for name in (voc.LATITUDE, voc.LONGITUDE):
         if name not in ds.variables or ds[name].dims != (voc.Y, voc.X):
             raise IngestError(f"{label}: no 2-D {name!r}(y, x) coordinate")
-    data_vars = {}
-    for var in spec.variables:
-        values = np.asarray(ds[var.name].values)
-        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
-            values.dtype, np.complexfloating
-        ):
-            raise IngestError(f"{label}: variable {var.name!r} has dtype {values.dtype}")
-        values = values.astype("float32", copy=False)  # the store's dtype (ARCHITECTURE.md)
-        _check_values(values, var.name, var.valid_range, var.units, label)
-        data_vars[var.name] = (DIMS, values, dict(ds[var.name].attrs))
+    times, arrays = validate_arrays(
+        ds[voc.TIME].values,
+        {var.name: ds[var.name].values for var in spec.variables},
+        spec,
+        label,
+        expected_time,
+    )
+    data_vars = {name: (DIMS, values, dict(ds[name].attrs)) for name, values in arrays.items()}
     coords = {
         voc.TIME: times,
         voc.Y: ds[voc.Y].variable,
@@ -174,13 +168,65 @@ def validate_frames(
     return out
 
 
-def _check_times(ds: xr.Dataset, label: str) -> pd.DatetimeIndex:
-    if voc.TIME not in ds.coords or ds[voc.TIME].ndim != 1:
-        raise IngestError(f"{label}: no 1-D {voc.TIME!r} coordinate")
-    values = ds[voc.TIME].values
+def validate_arrays(
+    times: Any,
+    data: Mapping[str, Any],
+    spec: SourceSpec,
+    label: str,
+    expected_time: pd.Timestamp | None = None,
+) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
+    """Check decoded arrays (a reader's ``Frames``) against ``spec``.
+
+    Parameters
+    ----------
+    times : array of datetime64
+        Frame times, shape ``(T,)``.
+    data : mapping
+        Variable name -> array ``(T, H, W)`` in the spec's units, NaN = no data.
+
+    Returns
+    -------
+    (pandas.DatetimeIndex, dict)
+        The times and the spec's variables as float32 arrays ``(T, H, W)``.
+
+    Raises
+    ------
+    IngestError
+        Bad times (see :func:`validate_frames`), a missing variable, wrong shape or dtype,
+        infinite values or values outside ``valid_range``.
+    """
+    index = _check_times(np.asarray(times), label)
+    if expected_time is not None and (len(index) != 1 or index[0] != expected_time):
+        raise IngestError(
+            f"{label}: holds times {[t.isoformat() for t in index[:3]]}, but its name says "
+            f"{expected_time.isoformat()}"
+        )
+    out = {}
+    for var in spec.variables:
+        if var.name not in data:
+            raise IngestError(f"{label}: variable {var.name!r} missing; got {sorted(data)}")
+        values = np.asarray(data[var.name])
+        if values.shape != (len(index), *spec.grid.shape):
+            raise IngestError(
+                f"{label}: variable {var.name!r} has shape {values.shape}, expected "
+                f"{(len(index), *spec.grid.shape)} (time, y, x); wrong grid?"
+            )
+        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
+            values.dtype, np.complexfloating
+        ):
+            raise IngestError(f"{label}: variable {var.name!r} has dtype {values.dtype}")
+        values = values.astype("float32", copy=False)  # the store's dtype (ARCHITECTURE.md)
+        _check_values(values, var.name, var.valid_range, var.units, label)
+        out[var.name] = values
+    return index, out
+
+
+def _check_times(values: np.ndarray, label: str) -> pd.DatetimeIndex:
+    if values.ndim != 1:
+        raise IngestError(f"{label}: times must be 1-D, got shape {values.shape}")
     if not np.issubdtype(values.dtype, np.datetime64):
         raise IngestError(f"{label}: time has dtype {values.dtype}, not datetime64")
-    times = pd.DatetimeIndex(values)
+    times = pd.DatetimeIndex(values).as_unit("ns")
     if times.hasnans:
         raise IngestError(f"{label}: time holds NaT")
     if times.has_duplicates:
