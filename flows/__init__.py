@@ -6,7 +6,8 @@ Flows (names as Prefect shows them; deployments are ``<flow>/<source>``):
 - ``train-simvp`` (:mod:`flows.train`): observation store → SimVP checkpoint.
 - ``forecast`` (:mod:`flows.forecast`): checkpoint + latest inputs → forecast store + map.
 - ``evaluate`` (:mod:`flows.evaluate`): checkpoint vs persistence on the test period.
-- ``nowcast-demo`` (:mod:`flows.pipeline`): all of the above in one run (``make demo``).
+- ``nowcast-pipeline`` (:mod:`flows.pipeline`): all of the above in one run; ``make demo``
+  runs it in Prefect's ephemeral mode through :mod:`flows.demo`.
 
 Every task in :mod:`flows.tasks` wraps one function of ``pipelines``; deployments and
 schedules are declared once in :mod:`flows.deployments`. Environment defaults Prefect needs

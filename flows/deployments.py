@@ -36,6 +36,22 @@ TAGS = ("simvp-nowcast",)
 
 log = logging.getLogger(__name__)
 
+#: Training that fits the shipped MeteoSwiss sample, one 40-frame event (3 h 20 min at 5 min):
+#: the default split (70/15/15 with window-long gaps, 6 → 6 frames) needs 60 frames, so it
+#: uses 4 → 4 frame windows and a 50/25/25 split without gaps (20/10/10 frames: 13 train,
+#: 3 val and 3 test windows), 10 epochs (one full one-cycle schedule) within 3 minutes.
+SAMPLE_TRAINING: dict[str, Any] = {
+    "epochs": 10,
+    "max_minutes": 3.0,
+    "split": {"fractions": [0.5, 0.25, 0.25], "gap": 0},
+    "overrides": {"in_frames": 4, "out_frames": 4},
+}
+
+#: Default parameters per source and flow on top of ``{"source": name}``.
+SOURCE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
+    "mch-radar": {"train-simvp": SAMPLE_TRAINING},
+}
+
 
 @dataclass(frozen=True)
 class FlowEntry:
@@ -106,7 +122,15 @@ def deployment_specs(sources: Sequence[str] | None = None) -> list[DeploymentSpe
         raise ValueError("no sources to deploy")
     for name in names:
         get_source(name)  # raises ValueError naming the valid sources
-    return [DeploymentSpec(entry, name, {"source": name}) for name in names for entry in FLOWS]
+    return [
+        DeploymentSpec(
+            entry,
+            name,
+            {"source": name, **SOURCE_PARAMETERS.get(name, {}).get(entry.flow_name, {})},
+        )
+        for name in names
+        for entry in FLOWS
+    ]
 
 
 def build_deployments(sources: Sequence[str] | None = None, schedules: bool = True) -> list[Any]:

@@ -14,6 +14,7 @@ deployments does not import torch, and so that tests can replace them with ``mon
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -24,6 +25,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
+from prefect.exceptions import MissingContextError
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 from prefect_dask import get_dask_client
@@ -31,6 +33,18 @@ from prefect_dask import get_dask_client
 #: Retries of an I/O failure (first delays: 10 s, 20 s, 40 s; ``exponential_backoff`` adds jitter).
 IO_RETRIES = 3
 IO_BACKOFF = exponential_backoff(backoff_factor=10)
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The Prefect run logger inside a flow or task run, else this module's logger.
+
+    Task bodies are also called directly (``task.fn(...)`` in unit tests, or from plain
+    Python), where no run context exists.
+    """
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 def retry_on_io(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -75,7 +89,7 @@ def ingest_task(
             result = run(client)
     else:
         result = run(None)
-    get_run_logger().info("%s", result.summary())
+    run_logger().info("%s", result.summary())
     return result
 
 
@@ -85,16 +99,27 @@ def train_task(
     source: str,
     data_dir: str | None = None,
     preset: str | None = None,
-    epochs: int = 1,
+    epochs: int | None = None,
     overrides: Mapping[str, Any] | None = None,
+    split: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Train SimVP on ``source`` (:func:`pipelines.train_source.train_source`) → ``FitResult``."""
-    from pipelines.train_source import train_source
+    """Train SimVP on ``source`` (:func:`pipelines.train_source.train_source`) → ``FitResult``.
 
+    ``split`` holds :class:`pipelines.windows.SplitConfig` fields (None: its defaults).
+    """
+    from pipelines.train_source import train_source
+    from pipelines.windows import SplitConfig
+
+    config = None if split is None else SplitConfig(**dict(split))
     result = train_source(
-        source, data_dir=data_dir, preset=preset, epochs=epochs, **dict(overrides or {})
+        source,
+        data_dir=data_dir,
+        preset=preset,
+        epochs=epochs,
+        split=config,
+        **dict(overrides or {}),
     )
-    get_run_logger().info("trained on %s: checkpoint %s", source, result.checkpoint_path)
+    run_logger().info("trained on %s: checkpoint %s", source, result.checkpoint_path)
     return result
 
 
@@ -124,7 +149,7 @@ def forecast_task(
         render=render,
         fallback=fallback,
     )
-    get_run_logger().info(
+    run_logger().info(
         "forecast for %s at %s: %d leads into %s (entry %d)",
         source,
         result.init_time,
@@ -140,16 +165,23 @@ def evaluate_task(
     source: str,
     data_dir: str | None = None,
     checkpoint: str | None = None,
-    options: Mapping[str, Any] | None = None,
+    max_samples: int | None = None,
+    baselines: Sequence[str] | None = None,
 ) -> Any:
     """Score a checkpoint against the baselines (:func:`pipelines.evaluate.evaluate_source`)."""
     from pipelines.evaluate import evaluate_source
 
-    result = evaluate_source(
-        source, data_dir=data_dir, checkpoint=checkpoint, **dict(options or {})
+    report = evaluate_source(
+        source,
+        data_dir=data_dir,
+        checkpoint=checkpoint,
+        max_samples=max_samples,
+        baselines=None if baselines is None else list(baselines),
     )
-    get_run_logger().info("evaluated %s", source)
-    return result
+    run_logger().info(
+        "evaluated %s on %d test windows: report in %s", source, report.n_windows, report.directory
+    )
+    return report
 
 
 def artifact_key(*parts: str) -> str:
@@ -180,7 +212,7 @@ def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str)
         raise ValueError(f"table artifact {key!r} has no rows")
     table = [{name: _cell(value) for name, value in row.items()} for row in rows]
     create_table_artifact(table, key=key, description=description)
-    get_run_logger().info("%s\n%s", description, format_table(table))
+    run_logger().info("%s\n%s", description, format_table(table))
 
 
 @task(name="publish-markdown", cache_policy=NO_CACHE)
@@ -199,7 +231,7 @@ def publish_figure(key: str, path: str, description: str) -> None:
     create_markdown_artifact(
         f"**{description}**\n\n`{figure.resolve()}`", key=f"{key}-card", description=description
     )
-    get_run_logger().info("%s: %s", description, figure.resolve())
+    run_logger().info("%s: %s", description, figure.resolve())
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:

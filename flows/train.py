@@ -1,19 +1,39 @@
 """The ``train-simvp`` flow: an observation store → a SimVP checkpoint, with its metrics.
 
-The checkpoint path and the validation metrics are logged and published as a table
-artifact (``train-metrics-<source>``). The flow trains; it does not forecast: the
-``forecast`` flow picks up the newest checkpoint of the source.
+The checkpoint path and the test metrics are logged and published as a table artifact
+(``train-metrics-<source>``). The flow trains; it does not forecast: the ``forecast`` flow
+picks up the newest checkpoint of the source (``models/<source>/best.pt``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from flows import tasks
 from flows._common import check_source, resolve_data_dir
+
+
+class SplitParams(BaseModel):
+    """Train / val / test split of the store's frames (``pipelines.windows.SplitConfig``).
+
+    Attributes
+    ----------
+    fractions : tuple of 3 float
+        Shares of the valid frames for train, val and test (sum 1).
+    gap : int, optional
+        Time steps left out between two splits (default: one window length).
+    by : {"time", "event"}
+        Chronological cut, or whole contiguous events per split.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    gap: Annotated[int | None, Field(ge=0)] = None
+    by: Literal["time", "event"] = "time"
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -26,8 +46,9 @@ def train_simvp(
     source: str,
     data_dir: str | None = None,
     preset: str | None = None,
-    epochs: Annotated[int, Field(ge=1, le=10_000)] = 10,
+    epochs: Annotated[int | None, Field(ge=1, le=10_000)] = None,
     max_minutes: Annotated[float | None, Field(gt=0)] = None,
+    split: SplitParams | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Any:
     """Train SimVP on ``source`` and publish the checkpoint's metrics.
@@ -39,29 +60,39 @@ def train_simvp(
     data_dir : str, optional
         Data directory holding ``stores/<source>.zarr`` (written by the ``ingest`` flow).
     preset : str, optional
-        SimVP preset name (default: the source's preset, see ``pipelines.train_source``).
-    epochs : int
-        Training epochs (1 to 10 000).
+        SimVP preset name (default: chosen per source kind and hardware by
+        ``pipelines.train_source``).
+    epochs : int, optional
+        Training epochs, 1 to 10 000 (default: the preset's recipe).
     max_minutes : float, optional
-        Wall-clock budget of the training in minutes; it stops after the epoch in progress.
+        Wall-clock budget of the training in minutes (the best checkpoint so far is kept).
+    split : SplitParams, optional
+        Train / val / test split (default: chronological 70/15/15 with a window-long gap).
     overrides : dict, optional
-        Further keyword arguments for ``pipelines.train_source.train_source`` (e.g. a tiny
-        ``max_windows`` for tests).
+        Further ``train_source`` options: ``SimVPConfig`` / ``TrainConfig`` fields and window
+        options (``in_frames``, ``out_frames``, ``coarsen``...); unknown keys are refused.
 
     Returns
     -------
     FitResult
-        ``checkpoint_path`` and ``metrics`` of the trained model.
+        ``checkpoint_path`` and test ``metrics`` of the trained model.
     """
     check_source(source)
     root = resolve_data_dir(data_dir)
-    options = dict(overrides or {})
+    options = {"progress_bar": False, **dict(overrides or {})}
     if max_minutes is not None:
         options["max_minutes"] = max_minutes
+    split_fields = None if split is None else split.model_dump()
     get_run_logger().info(
-        "train %s (preset=%s, epochs=%d, options=%s) from %s", source, preset, epochs, options, root
+        "train %s (preset=%s, epochs=%s, split=%s, options=%s) from %s",
+        source,
+        preset,
+        epochs,
+        split_fields,
+        options,
+        root,
     )
-    result = tasks.train_task(source, root, preset, epochs, options)
+    result = tasks.train_task(source, root, preset, epochs, options, split_fields)
     tasks.publish_table(
         tasks.artifact_key("train-metrics", source),
         metric_rows(dict(result.metrics)),
