@@ -15,13 +15,14 @@ Contract of every baseline in :data:`BASELINES` (``forecast(history, steps, **co
   ``lead_time`` timedelta64 coordinate, scalar ``init_time`` coordinate, the history's spatial
   coords. NaN policy is stated by each baseline.
 
-Every method evaluated by :mod:`pipelines.evaluate` (SimVP included) is such a function.
+Every method evaluated by :mod:`pipelines.evaluate` (SimVP included) is such a function;
+:func:`as_forecast` builds the returned array from ``(lead_time, ...)`` values.
 """
 
 from __future__ import annotations
 
 from pipelines.baselines import climatology, optical_flow, persistence
-from pipelines.baselines._registry import BASELINES, BaselineFn
+from pipelines.baselines._registry import BASELINES, BaselineFn, as_forecast, time_step
 
 
 def get_baseline(name: str) -> BaselineFn:
@@ -29,4 +30,13 @@ def get_baseline(name: str) -> BaselineFn:
     return BASELINES.get(name)
 
 
-__all__ = ["BASELINES", "BaselineFn", "climatology", "get_baseline", "optical_flow", "persistence"]
+__all__ = [
+    "BASELINES",
+    "BaselineFn",
+    "as_forecast",
+    "climatology",
+    "get_baseline",
+    "optical_flow",
+    "persistence",
+    "time_step",
+]

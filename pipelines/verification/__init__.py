@@ -14,7 +14,7 @@ Contract of every score in :data:`SCORES` (``score(forecast, observation, dims=N
 Families: :mod:`.continuous` (mse, mae, rmse, bias, latitude-weighted rmse and acc per
 WeatherBench), :mod:`.categorical` (contingency tables → csi, pod, far, with ``threshold``),
 :mod:`.spatial` (fss with ``threshold`` and ``scale``), :mod:`.image` (ssim, psnr with
-``data_range``).
+``data_range``). :mod:`.report` writes the report files (``scores.csv``, markdown, plots).
 """
 
 from __future__ import annotations

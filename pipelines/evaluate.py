@@ -1,0 +1,619 @@
+"""Verification of SimVP against the baselines on a source's test period (one code path).
+
+Every method — the SimVP checkpoint and each baseline that applies to the source's kind — is a
+function ``history (time, channel, y, x) → forecast (lead_time, channel, y, x)`` in physical
+units (the :mod:`pipelines.baselines` contract). :func:`evaluate_methods` runs them all on the
+same test windows and scores them with the same :mod:`pipelines.verification` functions, per lead
+time; :func:`evaluate_source` does it for a trained checkpoint and writes the report::
+
+    DIR/reports/<source>/scores.csv     method, score, variable, threshold, scale,
+                                        lead_time_minutes, value (one row per number)
+    DIR/reports/<source>/scores.md      summary and full tables (score × method × lead time)
+    DIR/reports/<source>/score_<name>.png   score vs lead time, one line per method
+    DIR/reports/<source>/examples.png   observed vs forecast frames of one test window
+
+Test windows: the frames are prepared exactly as for training
+(:func:`pipelines.windows.prepare_frames` with the checkpoint's metadata: variables, crop,
+coarsening); every run of ``in_frames + out_frames`` consecutive valid frames (``frame_present``
+and not all-NaN) at the regular time step inside the checkpoint's ``test_period`` is a window,
+which are the test windows of :mod:`pipelines.windows` (stride 1). Observations keep their NaN
+(no data) and those pixels are left out of every score. SimVP cannot take NaN input, so NaN
+history pixels are set to physical zero for ``dbr``/``log1p`` normalisation and to the
+training mean for ``identity`` — the same fill as training.
+
+Which baselines and scores apply is declared per source kind in :data:`PLANS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from data_catalog.catalog import Catalog, load_catalog
+from data_catalog.paths import DataDir
+from data_catalog.vocabulary import CHANNEL, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
+from pipelines.baselines import BASELINES, BaselineFn, as_forecast, time_step
+from pipelines.verification import get_score
+from pipelines.verification.report import wide_table, write_report
+from simvp_model.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+SIMVP = "simvp"
+"""Method name of the SimVP checkpoint in reports."""
+SCORE_DIMS: tuple[str, ...] = (INIT_TIME, Y, X)
+"""Scores pool over test windows and space; they stay per lead time and per variable."""
+SCORE_COLUMNS: tuple[str, ...] = (
+    "method",
+    "score",
+    "variable",
+    "threshold",
+    "scale",
+    "lead_time_minutes",
+    "value",
+)
+SSIM_MIN_SIDE = 7  # skimage's default SSIM window is 7 x 7 pixels
+
+
+# ----------------------------------------------------------------------------- plans
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One score to compute: a :data:`pipelines.verification.SCORES` name and its parameters.
+
+    Parameters
+    ----------
+    score : str
+        Registered score name (``mse``, ``csi``, ``fss`` ...).
+    threshold : float, optional
+        Event threshold in the variable's units (categorical and FSS scores).
+    scale : int, optional
+        FSS neighbourhood side in pixels of the evaluated grid.
+    """
+
+    score: str
+    threshold: float | None = None
+    scale: int | None = None
+
+    def __post_init__(self) -> None:
+        get_score(self.score)  # unknown names raise, listing the valid ones
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ValueError(f"threshold must be finite, got {self.threshold!r}")
+        if self.scale is not None and (isinstance(self.scale, bool) or self.scale < 1):
+            raise ValueError(f"scale must be a positive number of pixels, got {self.scale!r}")
+
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments for the score function."""
+        out: dict[str, Any] = {}
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        if self.scale is not None:
+            out["scale"] = self.scale
+        return out
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What to run and score for one kind of source.
+
+    Parameters
+    ----------
+    baselines : tuple of str
+        Names in :data:`pipelines.baselines.BASELINES`.
+    scores : tuple of ScoreRequest
+        Scores per lead time.
+    image_scores : bool
+        Also SSIM and PSNR (``data_range`` = range of the evaluated observations).
+    """
+
+    baselines: tuple[str, ...]
+    scores: tuple[ScoreRequest, ...]
+    image_scores: bool = False
+
+    def __post_init__(self) -> None:
+        for name in self.baselines:
+            BASELINES.get(name)
+
+
+PLANS: Registry[EvaluationPlan] = Registry("evaluation plan")
+"""Evaluation plan per catalog source kind (``data_catalog.vocabulary.SOURCE_KINDS``)."""
+
+_CONTINUOUS = tuple(ScoreRequest(s) for s in ("mse", "mae", "rmse", "bias"))
+RAIN_THRESHOLDS: tuple[float, ...] = (0.1, 1.0, 5.0)  # mm/h: drizzle, light, moderate rain
+FSS_THRESHOLDS: tuple[float, ...] = (1.0, 5.0)  # mm/h
+FSS_SCALES: tuple[int, ...] = (1, 5, 11, 21)  # pixels: grid scale up to ~1/6 of a 128-px domain
+
+PLANS.add(
+    "radar",
+    EvaluationPlan(
+        baselines=("persistence", "optical_flow"),
+        scores=_CONTINUOUS
+        + tuple(
+            ScoreRequest(s, threshold=t) for s in ("csi", "pod", "far") for t in RAIN_THRESHOLDS
+        )
+        + tuple(
+            ScoreRequest("fss", threshold=t, scale=n) for t in FSS_THRESHOLDS for n in FSS_SCALES
+        ),
+        image_scores=True,
+    ),
+)
+PLANS.add(
+    "climate",
+    EvaluationPlan(
+        baselines=("persistence", "climatology"),
+        scores=_CONTINUOUS + (ScoreRequest("weighted_rmse"), ScoreRequest("acc")),
+    ),
+)
+PLANS.add(
+    "crowd-flow",
+    EvaluationPlan(
+        baselines=("persistence", "climatology", "last_day"),
+        scores=_CONTINUOUS,
+        image_scores=True,
+    ),
+)
+_ARCHIVE_BASELINES = frozenset({"climatology", "last_day"})
+
+
+# ----------------------------------------------------------------------------- windows
+def valid_frames(frames: xr.DataArray) -> np.ndarray:
+    """Bool ``(time,)``: ``frame_present`` (when given) and no channel all-NaN.
+
+    Parameters
+    ----------
+    frames : xr.DataArray
+        ``(time, channel, y, x)`` physical units, optionally with a ``frame_present`` coord.
+    """
+    finite = np.isfinite(frames).any((Y, X)).all(CHANNEL).values
+    if "frame_present" in frames.coords:
+        finite = finite & np.asarray(frames["frame_present"].values, dtype=bool)
+    return np.asarray(finite, dtype=bool)
+
+
+def window_starts_in(
+    times: np.ndarray,
+    valid: np.ndarray,
+    length: int,
+    step: pd.Timedelta,
+    period: Sequence[str] | None = None,
+    stride: int = 1,
+) -> np.ndarray:
+    """Indices ``s`` such that frames ``s .. s + length - 1`` form a test window.
+
+    Parameters
+    ----------
+    times : np.ndarray of datetime64, shape (T,)
+    valid : np.ndarray of bool, shape (T,)
+    length : int
+        ``in_frames + out_frames``.
+    step : pd.Timedelta
+        The regular time step: consecutive window frames are exactly ``step`` apart.
+    period : [start, end] ISO strings, optional
+        Only windows with all frames inside (inclusive); None = all frames.
+    stride : int
+        Step between kept starts.
+
+    Returns
+    -------
+    np.ndarray of int64
+    """
+    if length < 1 or stride < 1:
+        raise ValueError(f"length and stride must be >= 1, got {length=} {stride=}")
+    times = np.asarray(times).astype("datetime64[ns]")
+    inside = np.asarray(valid, dtype=bool).copy()
+    if period is not None:
+        start, end = (np.datetime64(pd.Timestamp(p).tz_localize(None), "ns") for p in period)
+        inside &= (times >= start) & (times <= end)
+    starts: list[int] = []
+    span = (length - 1) * step.to_timedelta64()
+    for s in range(0, len(times) - length + 1):
+        if inside[s : s + length].all() and times[s + length - 1] - times[s] == span:
+            if not starts or s - starts[-1] >= stride:
+                starts.append(s)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def subsample(starts: np.ndarray, max_samples: int | None) -> np.ndarray:
+    """At most ``max_samples`` starts, evenly spread over the test period (all when None)."""
+    if max_samples is None or len(starts) <= max_samples:
+        return starts
+    if isinstance(max_samples, bool) or max_samples < 1:
+        raise ValueError(f"max_samples must be a positive integer or None, got {max_samples!r}")
+    picks = np.unique(np.round(np.linspace(0, len(starts) - 1, max_samples)).astype(int))
+    return starts[picks]
+
+
+# ----------------------------------------------------------------------------- methods
+def simvp_method(loaded: Any, fill: np.ndarray | None = None) -> BaselineFn:
+    """Wrap a loaded checkpoint as a method ``history → forecast`` (the baseline contract).
+
+    Parameters
+    ----------
+    loaded : simvp_model.checkpoint.LoadedModel
+        The checkpoint.
+    fill : np.ndarray, shape (C,), optional
+        Physical value per channel put where the history is NaN; default from the
+        checkpoint's normalisation (0 for ``dbr``/``log1p``, the train mean for ``identity``).
+    """
+    from simvp_model.predict import predict  # torch only when SimVP is evaluated
+
+    norm = loaded.normalisation
+    if fill is None:
+        if norm.transform in ("dbr", "log1p"):
+            fill = np.zeros(norm.channels)
+        else:  # identity: normalised 0 is the train mean, i.e. ``offset`` in physical units
+            fill = np.asarray(norm.offset, dtype="float64")
+    fill = np.asarray(fill, dtype="float32").reshape(-1)
+
+    def forecast(history: xr.DataArray, steps: int, **context: Any) -> xr.DataArray:
+        if history.dims[1:] != (CHANNEL, Y, X):
+            raise ValueError(f"SimVP needs history dims (time, channel, y, x), got {history.dims}")
+        frames = np.asarray(history.values, dtype="float32")  # (T_in, C, H, W)
+        frames = np.where(np.isfinite(frames), frames, fill[None, :, None, None])
+        out = predict(loaded, frames, horizon=int(steps))  # (steps, C, H, W) physical
+        return as_forecast(history, out, time_step(history, context.get("time_step")))
+
+    return forecast
+
+
+def _stack(
+    forecasts: Sequence[xr.DataArray], init_times: np.ndarray, template: xr.DataArray
+) -> xr.DataArray:
+    """Stack per-window forecasts to ``(init_time, lead_time, channel, y, x)``."""
+    values = np.stack([np.asarray(f.values) for f in forecasts])  # (N, lead, C, y, x)
+    coords = {k: v for k, v in template.coords.items() if set(v.dims) <= {CHANNEL, Y, X}}
+    coords[INIT_TIME] = init_times
+    coords[LEAD_TIME] = forecasts[0][LEAD_TIME].values
+    return xr.DataArray(values, dims=(INIT_TIME, LEAD_TIME, CHANNEL, Y, X), coords=coords)
+
+
+@dataclass
+class MethodForecasts:
+    """Forecasts of every method and the verifying observations on the same windows.
+
+    Attributes
+    ----------
+    observation : xr.DataArray
+        ``(init_time, lead_time, channel, y, x)`` physical units, NaN = no data.
+    forecasts : dict of str to xr.DataArray
+        Same dims and coords, one per method.
+    history : xr.DataArray
+        ``(init_time, time_index, channel, y, x)`` inputs (for the example figure).
+    """
+
+    observation: xr.DataArray
+    forecasts: dict[str, xr.DataArray]
+    history: xr.DataArray
+
+
+def run_methods(
+    frames: xr.DataArray,
+    starts: np.ndarray,
+    in_frames: int,
+    out_frames: int,
+    methods: Mapping[str, BaselineFn],
+    archive: xr.DataArray | None = None,
+) -> MethodForecasts:
+    """Run every method on the windows starting at ``starts`` (one code path for all).
+
+    Parameters
+    ----------
+    frames : xr.DataArray
+        ``(time, channel, y, x)`` physical units (lazy is fine: each window is loaded alone).
+    starts : np.ndarray of int
+        Window starts (see :func:`window_starts_in`).
+    in_frames, out_frames : int
+        History and lead-time frames per window.
+    methods : mapping of str to callable
+        ``name → forecast(history, steps, **context)``.
+    archive : xr.DataArray, optional
+        Past observations handed to the methods (``archive=`` context).
+    """
+    if len(starts) == 0:
+        raise ValueError("no test window to evaluate: the test period has no complete window")
+    step = time_step(frames.isel({TIME: slice(0, 2)}))
+    outputs: dict[str, list[xr.DataArray]] = {name: [] for name in methods}
+    truths, histories, inits = [], [], []
+    for s in starts:
+        window = frames.isel({TIME: slice(int(s), int(s) + in_frames + out_frames)}).load()
+        history, truth = (
+            window.isel({TIME: slice(0, in_frames)}),
+            window.isel({TIME: slice(in_frames, None)}),
+        )
+        for name, method in methods.items():
+            fc = method(history, out_frames, archive=archive, time_step=step)
+            if fc.shape != truth.shape:
+                raise ValueError(f"method {name!r} returned {fc.shape}, expected {truth.shape}")
+            outputs[name].append(fc)
+        truths.append(truth.values)
+        histories.append(history.values)
+        inits.append(history[TIME].values[-1])
+    init_times = np.asarray(inits, dtype="datetime64[ns]")
+    template = frames.isel({TIME: 0}, drop=True)
+    forecasts = {name: _stack(fcs, init_times, template) for name, fcs in outputs.items()}
+    first = next(iter(forecasts.values()))
+    observation = first.copy(data=np.stack(truths).astype(first.dtype, copy=False))
+    history = xr.DataArray(
+        np.stack(histories), dims=(INIT_TIME, "history_frame", CHANNEL, Y, X)
+    ).assign_coords({k: v for k, v in first.coords.items() if k != LEAD_TIME})
+    return MethodForecasts(observation, forecasts, history)
+
+
+# ----------------------------------------------------------------------------- scoring
+def score_forecasts(
+    result: MethodForecasts,
+    requests: Sequence[ScoreRequest],
+    image_scores: bool = False,
+    variables: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Score every method per lead time and variable with the same functions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`SCORE_COLUMNS`; ``threshold``/``scale`` NaN where they do not apply.
+    """
+    obs = result.observation
+    requests = list(requests)
+    if image_scores:
+        data_range = float(obs.max(skipna=True) - obs.min(skipna=True))
+        if min(obs.sizes[Y], obs.sizes[X]) >= SSIM_MIN_SIDE and data_range > 0:
+            requests += [ScoreRequest("ssim"), ScoreRequest("psnr")]
+            logger.info("SSIM/PSNR with data_range=%g (range of the observations)", data_range)
+        else:
+            logger.info("SSIM/PSNR skipped: grid %s or data range %g", obs.shape[-2:], data_range)
+    if any(r.score in ("weighted_rmse", "acc") for r in requests) and LATITUDE not in obs.coords:
+        raise ValueError(f"latitude-weighted scores need a {LATITUDE!r} coordinate on the frames")
+    names = list(variables) if variables is not None else list(obs[CHANNEL].values)
+    lead_minutes = obs[LEAD_TIME].values / np.timedelta64(1, "m")
+    rows: list[dict[str, Any]] = []
+    # Only the index coords and latitude take part in scoring: fewer coords, faster alignment.
+    keep = [LATITUDE] if LATITUDE in obs.coords else []
+    obs = obs.reset_coords(
+        [c for c in obs.coords if c not in obs.dims and c not in keep], drop=True
+    )
+    for method, fc in result.forecasts.items():
+        fc = fc.reset_coords([c for c in fc.coords if c not in fc.dims], drop=True)
+        for request in requests:
+            params = request.params()
+            if request.score in ("ssim", "psnr"):
+                params["data_range"] = data_range
+            values = get_score(request.score)(fc, obs, SCORE_DIMS, **params)
+            values = values.transpose(LEAD_TIME, CHANNEL).values  # (lead_time, channel)
+            for c, variable in enumerate(names):
+                for k, minutes in enumerate(lead_minutes):
+                    rows.append(
+                        {
+                            "method": method,
+                            "score": request.score,
+                            "variable": str(variable),
+                            "threshold": request.threshold,
+                            "scale": request.scale,
+                            "lead_time_minutes": float(minutes),
+                            "value": float(values[k, c]),
+                        }
+                    )
+    table = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+    return table.astype({"threshold": "float64", "scale": "float64"})
+
+
+def evaluate_methods(
+    frames: xr.DataArray,
+    starts: np.ndarray,
+    in_frames: int,
+    out_frames: int,
+    methods: Mapping[str, BaselineFn],
+    plan: EvaluationPlan,
+    archive: xr.DataArray | None = None,
+) -> tuple[pd.DataFrame, MethodForecasts]:
+    """:func:`run_methods` then :func:`score_forecasts` with ``plan``'s scores."""
+    result = run_methods(frames, starts, in_frames, out_frames, methods, archive)
+    scores = score_forecasts(result, plan.scores, plan.image_scores)
+    return scores, result
+
+
+# ----------------------------------------------------------------------------- report
+@dataclass(frozen=True)
+class Report:
+    """What :func:`evaluate_source` measured and wrote.
+
+    Attributes
+    ----------
+    source : str
+    directory : str
+        ``DIR/reports/<source>``.
+    scores : pandas.DataFrame
+        The rows of ``scores.csv``.
+    n_windows : int
+        Test windows scored.
+    checkpoint : str
+    files : tuple of str
+        Every file written.
+    """
+
+    source: str
+    directory: str
+    scores: pd.DataFrame
+    n_windows: int
+    checkpoint: str = ""
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+    def value(
+        self,
+        method: str,
+        score: str,
+        lead_time_minutes: float,
+        threshold: float | None = None,
+        scale: int | None = None,
+        variable: str | None = None,
+    ) -> float:
+        """One number of the table (``ValueError`` if the selection is not exactly one row)."""
+        rows = _select(self.scores, method, score, threshold, scale, variable)
+        rows = rows[np.isclose(rows["lead_time_minutes"], lead_time_minutes)]
+        if len(rows) != 1:
+            raise ValueError(
+                f"{len(rows)} rows for {method=} {score=} {lead_time_minutes=} {threshold=} "
+                f"{scale=} {variable=}"
+            )
+        return float(rows["value"].iloc[0])
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """Summary rows (one per method, score and threshold/scale) with a column per lead."""
+        return wide_table(self.scores).reset_index().to_dict("records")
+
+    def beats_persistence(self, method: str = SIMVP, score: str = "mse") -> bool:
+        """True when ``method`` has a lower ``score`` than persistence at every lead time."""
+        mine = _select(self.scores, method, score, None, None, None)
+        ref = _select(self.scores, "persistence", score, None, None, None)
+        merged = mine.merge(ref, on=["variable", "lead_time_minutes"], suffixes=("", "_ref"))
+        return bool(len(merged) and (merged["value"] < merged["value_ref"]).all())
+
+
+def _select(
+    scores: pd.DataFrame,
+    method: str,
+    score: str,
+    threshold: float | None,
+    scale: int | None,
+    variable: str | None,
+) -> pd.DataFrame:
+    rows = scores[(scores["method"] == method) & (scores["score"] == score)]
+    if threshold is not None:
+        rows = rows[np.isclose(rows["threshold"], threshold)]
+    if scale is not None:
+        rows = rows[np.isclose(rows["scale"], scale)]
+    if variable is not None:
+        rows = rows[rows["variable"] == variable]
+    return rows
+
+
+# ----------------------------------------------------------------------------- entry point
+def default_checkpoint(data_dir: DataDir, source: str) -> str:
+    """The newest ``*.pt`` bundle under ``DIR/models/<source>/`` (``FileNotFoundError`` if none)."""
+    root = Path(data_dir.models(source))
+    bundles = sorted(root.rglob("*.pt"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not bundles:
+        raise FileNotFoundError(
+            f"no checkpoint (*.pt) under {root}; train one first (nowcast train --source {source})"
+            " or pass --checkpoint"
+        )
+    return str(bundles[-1])
+
+
+def evaluate_source(
+    source: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    catalog: Catalog | None = None,
+    max_samples: int | None = None,
+    baselines: Sequence[str] | None = None,
+) -> Report:
+    """Score a SimVP checkpoint and the baselines of ``source``'s kind on its test windows.
+
+    Parameters
+    ----------
+    source : str
+        Catalog source name (``knmi-radar``, ``era5-t2m-uk``, ``nyc-taxi`` ...).
+    data_dir : str or path, optional
+        Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
+    checkpoint : str or path, optional
+        SimVP bundle; default the newest ``*.pt`` under ``DIR/models/<source>/``. Its metadata
+        gives the variables, crop, coarsening, frame counts and the test period.
+    catalog : Catalog, optional
+        Default: the shipped catalog (for the source's kind).
+    max_samples : int, optional
+        Score at most this many test windows, evenly spread (default: all).
+    baselines : sequence of str, optional
+        Override the kind's baselines (:data:`PLANS`).
+
+    Returns
+    -------
+    Report
+        Scores and the files written under ``DIR/reports/<source>/``.
+    """
+    from pipelines.windows import prepare_frames, store_time_step
+    from simvp_model.checkpoint import load_checkpoint
+
+    spec = (catalog or load_catalog()).get(source)
+    plan = PLANS.get(spec.kind)
+    names = tuple(baselines) if baselines is not None else plan.baselines
+    root = DataDir.resolve(data_dir)
+    path = os.fspath(checkpoint) if checkpoint is not None else default_checkpoint(root, source)
+    loaded = load_checkpoint(path)
+    meta = loaded.metadata
+    if meta.get("source") not in (None, source):
+        raise ValueError(f"checkpoint {path} was trained on {meta.get('source')!r}, not {source!r}")
+    in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
+    if "test_period" not in meta or not meta["test_period"]:
+        raise ValueError(f"checkpoint {path} records no test_period; cannot pick test windows")
+    store_path = meta.get("store") or root.store(source)
+    store = xr.open_zarr(store_path)
+    frames = prepare_frames(
+        store, {**meta, "variables": meta.get("variables", spec.variable_names)}
+    )
+    step = store_time_step(store)
+    starts = window_starts_in(
+        frames[TIME].values, valid_frames(frames), in_frames + out_frames, step, meta["test_period"]
+    )
+    chosen = subsample(starts, max_samples)
+    logger.info(
+        "%s: %d of %d test windows (%d -> %d frames at %s) in %s",
+        source,
+        len(chosen),
+        len(starts),
+        in_frames,
+        out_frames,
+        step,
+        meta["test_period"],
+    )
+    methods: dict[str, BaselineFn] = {SIMVP: simvp_method(loaded)}
+    methods.update({name: BASELINES.get(name) for name in names})
+    archive = frames.load() if _ARCHIVE_BASELINES & set(names) else None
+    frames.attrs["units"] = store[frames.attrs["variables"][0]].attrs.get("units", "")
+    scores, result = evaluate_methods(frames, chosen, in_frames, out_frames, methods, plan, archive)
+    result.observation.attrs["units"] = frames.attrs["units"]
+    report_dir = root.reports(source)
+    mse_ok = _beats(scores, "mse")
+    notes = [
+        f"source `{source}` ({spec.kind}), checkpoint `{path}`",
+        f"{len(chosen)} test windows (of {len(starts)}) in {meta['test_period'][0]} .. "
+        f"{meta['test_period'][1]}; {in_frames} input -> {out_frames} output frames at {step}",
+        "scores pooled over windows and pixels per lead time; NaN observation pixels excluded",
+        f"SimVP MSE below persistence at every lead time: {'yes' if mse_ok else 'no'}",
+    ]
+    files = write_report(
+        report_dir,
+        scores,
+        f"Verification of {source}",
+        notes,
+        examples=(result.observation, result.forecasts, result.history),
+    )
+    return Report(source, report_dir, scores, len(chosen), path, tuple(files))
+
+
+def _beats(scores: pd.DataFrame, score: str, method: str = SIMVP) -> bool:
+    return Report("", "", scores, 0).beats_persistence(method, score)
+
+
+__all__: list[str] = [
+    "PLANS",
+    "SIMVP",
+    "EvaluationPlan",
+    "MethodForecasts",
+    "Report",
+    "ScoreRequest",
+    "evaluate_methods",
+    "evaluate_source",
+    "run_methods",
+    "score_forecasts",
+    "simvp_method",
+    "window_starts_in",
+]

@@ -1,0 +1,239 @@
+"""Evaluation: test windows, one code path for every method, the report files, end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from pipelines.baselines import BASELINES
+from pipelines.cli import main
+from pipelines.evaluate import (
+    PLANS,
+    SCORE_COLUMNS,
+    EvaluationPlan,
+    ScoreRequest,
+    evaluate_methods,
+    evaluate_source,
+    subsample,
+    valid_frames,
+    window_starts_in,
+)
+from pipelines.verification.report import write_report
+
+pytestmark = pytest.mark.timeout(120)
+
+STEP = pd.Timedelta("5min")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # The tiny SimVP runs faster on one thread than contending for the shared cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _blob_frames(n: int, size: int = 16, nan_frame: int | None = None) -> xr.DataArray:
+    # A rain cell (peak 8 mm/h) moving 0.6 px down and 0.8 px right per 5 min.
+    yy, xx = np.mgrid[0:size, 0:size]
+    frames = np.stack(
+        [8 * np.exp(-((yy - 4 - 0.6 * t) ** 2 + (xx - 3 - 0.8 * t) ** 2) / 18.0) for t in range(n)]
+    )[:, None]  # (time, channel=1, y, x)
+    if nan_frame is not None:
+        frames[nan_frame] = np.nan
+    lat = np.repeat(np.linspace(52.0, 51.0, size)[:, None], size, axis=1)
+    return xr.DataArray(
+        frames.astype("float32"),
+        dims=("time", "channel", "y", "x"),
+        coords={
+            "time": pd.date_range("2024-06-01T10:00", periods=n, freq=STEP),
+            "channel": ["precipitation_rate"],
+            "y": np.arange(size) * -1000.0,
+            "x": np.arange(size) * 1000.0,
+            "latitude": (("y", "x"), lat),
+        },
+    )
+
+
+def test_window_starts_skip_missing_frames_and_respect_the_period() -> None:
+    times = pd.date_range("2024-01-01", periods=10, freq=STEP).values
+    valid = np.ones(10, bool)
+    valid[4] = False
+    assert window_starts_in(times, valid, 3, STEP).tolist() == [0, 1, 5, 6, 7]
+    period = ["2024-01-01T00:05:00Z", "2024-01-01T00:40:00Z"]
+    assert window_starts_in(times, valid, 3, STEP, period).tolist() == [1, 5, 6]
+    irregular = times.copy()
+    irregular[7:] += np.timedelta64(1, "m")  # a step of 6 min between frames 6 and 7
+    assert window_starts_in(irregular, valid, 3, STEP).tolist() == [0, 1, 7]
+    assert subsample(np.arange(10), 3).tolist() == [0, 4, 9]
+    frames = _blob_frames(4, nan_frame=2)
+    assert valid_frames(frames).tolist() == [True, True, False, True]
+
+
+def test_every_method_goes_through_one_code_path_and_the_report_is_written(tmp_path) -> None:
+    frames = _blob_frames(16)
+    starts = window_starts_in(frames.time.values, valid_frames(frames), 7, STEP)
+    methods = {name: BASELINES.get(name) for name in ("persistence", "optical_flow")}
+    plan = EvaluationPlan(
+        baselines=tuple(methods),
+        scores=(ScoreRequest("mse"), ScoreRequest("csi", threshold=1.0)),
+        image_scores=True,
+    )
+    scores, result = evaluate_methods(frames, starts, 4, 3, methods, plan)
+    assert list(scores.columns) == list(SCORE_COLUMNS)
+    # 2 methods x (mse, csi, ssim, psnr) x 3 leads
+    assert len(scores) == 2 * 4 * 3
+    assert sorted(scores["lead_time_minutes"].unique()) == [5.0, 10.0, 15.0]
+    assert result.observation.sizes["init_time"] == len(starts) == 10
+
+    def pick(method: str, score: str) -> np.ndarray:
+        rows = scores[(scores.method == method) & (scores.score == score)]
+        return rows.sort_values("lead_time_minutes")["value"].to_numpy()
+
+    assert (pick("optical_flow", "mse") < 0.2 * pick("persistence", "mse")).all()
+    assert (pick("optical_flow", "csi") > 0.9).all()
+    # persistence at lead 1 scored by hand on the same windows
+    obs = result.observation.isel(lead_time=0).values
+    last = result.history.isel(history_frame=-1).values
+    assert pick("persistence", "mse")[0] == pytest.approx(np.mean((last - obs) ** 2), rel=1e-5)
+
+    files = write_report(
+        tmp_path,
+        scores,
+        "synthetic",
+        ["a note"],
+        (result.observation, result.forecasts, result.history),
+    )
+    names = sorted(p.rsplit("/", 1)[-1] for p in files)
+    assert names == [
+        "examples.png",
+        "score_csi.png",
+        "score_mse.png",
+        "score_psnr.png",
+        "score_ssim.png",
+        "scores.csv",
+        "scores.md",
+    ]
+    back = pd.read_csv(tmp_path / "scores.csv")
+    assert list(back.columns) == list(SCORE_COLUMNS)
+    assert back["threshold"].isna().sum() == 2 * 3 * 3  # every score but csi
+    np.testing.assert_allclose(back["value"], scores["value"], rtol=1e-5)
+    assert "| optical_flow | 1 |  |" in (tmp_path / "scores.md").read_text()
+
+
+def test_climate_plan_scores_weighted_rmse_and_acc_and_climatology_wins_late() -> None:
+    times = pd.date_range("2019-03-01", periods=24 * 6, freq="1h")
+    hours = times.hour.values
+    rng = np.random.default_rng(0)
+    lat = np.linspace(58.0, 50.0, 8)
+    cycle = 278 + 4 * np.sin(2 * np.pi * hours / 24)[:, None, None]
+    field = cycle + 0.3 * rng.normal(size=(len(times), 8, 6)) + 0.1 * lat[None, :, None]
+    frames = xr.DataArray(
+        field[:, None].astype("float32"),
+        dims=("time", "channel", "y", "x"),
+        coords={
+            "time": times,
+            "channel": ["air_temperature"],
+            "latitude": (("y", "x"), np.repeat(lat[:, None], 6, axis=1)),
+        },
+    )
+    starts = window_starts_in(times.values, valid_frames(frames), 6 + 6, pd.Timedelta("1h"))[-6:]
+    methods = {name: BASELINES.get(name) for name in PLANS.get("climate").baselines}
+    scores, _ = evaluate_methods(frames, starts, 6, 6, methods, PLANS.get("climate"), frames)
+    assert set(scores["score"]) == {"mse", "mae", "rmse", "bias", "weighted_rmse", "acc"}
+    late = scores[(scores.score == "mse") & (scores.lead_time_minutes == 360.0)]
+    by_method = dict(zip(late["method"], late["value"], strict=True))
+    assert by_method["climatology"] < by_method["persistence"]
+
+
+def _tiny_setup(tmp_path) -> tuple[str, str]:
+    """A radar-like store for the catalog's knmi-radar and an untrained tiny checkpoint."""
+    from simvp_model.checkpoint import save_checkpoint
+    from simvp_model.config import SimVPConfig
+    from simvp_model.model import SimVP
+    from simvp_model.normalisation import Normalisation
+
+    frames = _blob_frames(30)
+    present = np.ones(30, bool)
+    present[20] = False
+    data = frames.isel(channel=0, drop=True).values.copy()
+    data[20] = np.nan
+    store = xr.Dataset(
+        {
+            "precipitation_rate": (("time", "y", "x"), data, {"units": "mm/h"}),
+            "frame_present": (("time",), present),
+        },
+        coords={k: v for k, v in frames.coords.items() if k != "channel"},
+        attrs={"time_step": "5min", "source_name": "knmi-radar"},
+    )
+    data_dir = tmp_path / "data"
+    store.to_zarr(data_dir / "stores" / "knmi-radar.zarr", mode="w")
+    torch.manual_seed(0)
+    config = SimVPConfig(
+        in_frames=4,
+        out_frames=3,
+        channels=1,
+        height=16,
+        width=16,
+        spatial_hidden=4,
+        temporal_hidden=8,
+        spatial_layers=2,
+        temporal_layers=2,
+    )
+    metadata = {
+        "source": "knmi-radar",
+        "variables": ["precipitation_rate"],
+        "time_step": "5min",
+        "coarsen": 1,
+        "crop": None,
+        "in_frames": 4,
+        "out_frames": 3,
+        "store": str(data_dir / "stores" / "knmi-radar.zarr"),
+        "train_period": ["2024-06-01T10:00:00Z", "2024-06-01T10:45:00Z"],
+        "test_period": ["2024-06-01T11:00:00Z", "2024-06-01T12:25:00Z"],
+    }
+    norm = Normalisation("log1p", (0.5,), (1.0,))
+    path = save_checkpoint(
+        data_dir / "models" / "knmi-radar" / "best.pt", SimVP(config), config, norm, {}, metadata
+    )
+    return str(data_dir), path
+
+
+def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -> None:
+    data_dir, checkpoint = _tiny_setup(tmp_path)
+    report = evaluate_source("knmi-radar", data_dir=data_dir)  # newest checkpoint by default
+    assert report.checkpoint == checkpoint
+    # test period 11:00..12:25 = frames 12..29 without frame 20: windows of 7 at 12,13 and 21..23
+    assert report.n_windows == 5
+    scores = pd.read_csv(tmp_path / "data" / "reports" / "knmi-radar" / "scores.csv")
+    assert set(scores["method"]) == {"simvp", "persistence", "optical_flow"}
+    assert sorted(scores["lead_time_minutes"].unique()) == [5.0, 10.0, 15.0]
+    csi = scores[(scores.score == "csi") & (scores.threshold == 1.0)]
+    assert len(csi) == 3 * 3
+    fss = scores[scores.score == "fss"]
+    assert set(fss["scale"]) == {1.0, 5.0, 11.0, 21.0} and len(fss) == 3 * 2 * 4 * 3
+    assert np.isfinite(scores[scores.score == "mse"]["value"]).all()
+    assert report.value("persistence", "csi", 5.0, threshold=1.0) == pytest.approx(
+        csi[(csi.method == "persistence") & (csi.lead_time_minutes == 5.0)]["value"].item()
+    )
+    assert (tmp_path / "data" / "reports" / "knmi-radar" / "examples.png").stat().st_size > 0
+
+    code = main(
+        ["evaluate", "--source", "knmi-radar", "--data-dir", data_dir, "--max-samples", "2"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "2 test windows" in out and "persistence" in out
+
+
+def test_evaluate_source_errors_name_the_problem(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        evaluate_source("knmi-radar", data_dir=tmp_path)
+    data_dir, checkpoint = _tiny_setup(tmp_path)
+    with pytest.raises(ValueError, match="trained on 'knmi-radar'"):
+        evaluate_source("mch-radar", data_dir=data_dir, checkpoint=checkpoint)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        evaluate_source("knmi-radar", data_dir=data_dir, baselines=["oracle"])
