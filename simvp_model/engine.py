@@ -253,7 +253,7 @@ class FitResult:
     lightning_checkpoint : str
         Lightning's best ``.ckpt`` (for resuming / inspection).
     history : list of dict
-        Per-epoch ``{"epoch", "train_loss", "val_loss", "lr"}`` read from the CSV log.
+        Per-epoch rows of ``history.jsonl`` (see :class:`HistoryWriter`).
     is_global_zero : bool
         False in the extra processes of a multi-process ``ddp`` launch (they should not
         report).
@@ -418,7 +418,9 @@ class SimVPModule(L.LightningModule):
         n = y.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
         for name, value in parts.items():
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=n)
+            self.log(
+                f"train/{name}", value, on_step=False, on_epoch=True, sync_dist=True, batch_size=n
+            )
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -486,9 +488,9 @@ def _loader(
 class HistoryWriter(Callback):
     """Append one JSON line per epoch to ``path`` (global rank 0 only).
 
-    Each line: ``{"epoch", "train_loss", "val_loss", "lr", "seconds"}`` with the mean training
-    loss of rank 0's batches, the (synchronised) validation loss, the LR at the start of the
-    epoch and the epoch's wall time.
+    Each line: ``{"epoch", "train_loss", "val_loss", "lr", "global_step", "seconds"}`` with the
+    mean training loss of rank 0's batches, the (synchronised) validation loss, the LR at the
+    start of the epoch, the optimiser steps so far and the epoch's wall time.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -524,6 +526,7 @@ class HistoryWriter(Callback):
             "train_loss": self._sum / max(self._count, 1),
             "val_loss": float(val) if val is not None else float("nan"),
             "lr": self._lr,
+            "global_step": int(trainer.global_step),
             "seconds": time.perf_counter() - self._start,
         }
         with self.path.open("a") as handle:
@@ -538,11 +541,22 @@ def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
     return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
 
 
-def _best_state_dict(ckpt_path: str) -> dict[str, torch.Tensor]:
-    # Our own file, written moments ago by ModelCheckpoint; the weights live under "model.".
+def _read_best(ckpt_path: str) -> tuple[dict[str, torch.Tensor], float]:
+    """Network weights and monitored score stored in a Lightning ``ModelCheckpoint`` file.
+
+    Read from the file rather than from the Trainer, because with ``ddp_spawn`` training
+    ran in other processes and the main process's callbacks never saw the score.
+    """
+    # our own file, written moments ago by ModelCheckpoint (it holds non-tensor objects)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     prefix = "model."
-    return {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    score = float("nan")
+    for key, callback_state in ckpt.get("callbacks", {}).items():
+        if str(key).startswith("ModelCheckpoint") and "best_model_score" in callback_state:
+            value = callback_state["best_model_score"]
+            score = float(value) if value is not None else score
+    return state, score
 
 
 def fit(
@@ -658,8 +672,7 @@ def fit(
     test_scores = trainer.test(fit_module, test_loader, ckpt_path=best, verbose=False)
     scores = {k.removeprefix("test/"): float(v) for k, v in test_scores[0].items()}
     scores["rmse"] = math.sqrt(scores["mse"])
-    best_score = checkpointing.best_model_score
-    scores["val_loss"] = float(best_score) if best_score is not None else float("nan")
+    best_state, scores["val_loss"] = _read_best(best)
     history = read_history(history_file)
     bundle = out / BUNDLE_NAME
     if trainer.is_global_zero:
@@ -667,14 +680,14 @@ def fit(
             "train_config": tc.to_dict(),
             "runtime": {k: str(v) for k, v in runtime.items()},
             "world_size": int(trainer.world_size),
-            "epochs_completed": int(trainer.current_epoch),
-            "global_step": int(trainer.global_step),
+            "epochs_completed": len(history),
+            "global_step": int(history[-1]["global_step"]) if history else 0,
             "lightning_checkpoint": str(best),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": {"torch": str(torch.__version__), "lightning": str(L.__version__)},
         }
         model = SimVP(model_config)
-        model.load_state_dict(_best_state_dict(best), strict=True)
+        model.load_state_dict(best_state, strict=True)
         save_checkpoint(
             bundle,
             model,
