@@ -8,18 +8,17 @@ time; :func:`evaluate_source` does it for a trained checkpoint and writes the re
 
     DIR/reports/<source>/scores.csv     method, score, variable, threshold, scale,
                                         lead_time_minutes, value (one row per number)
-    DIR/reports/<source>/scores.md      summary and full tables (score × method × lead time)
+    DIR/reports/<source>/scores.md      notes and one table per score (method × lead time)
     DIR/reports/<source>/score_<name>.png   score vs lead time, one line per method
     DIR/reports/<source>/examples.png   observed vs forecast frames of one test window
 
-Test windows: the frames are prepared exactly as for training
-(:func:`pipelines.windows.prepare_frames` with the checkpoint's metadata: variables, crop,
-coarsening); every run of ``in_frames + out_frames`` consecutive valid frames (``frame_present``
-and not all-NaN) at the regular time step inside the checkpoint's ``test_period`` is a window,
-which are the test windows of :mod:`pipelines.windows` (stride 1). Observations keep their NaN
-(no data) and those pixels are left out of every score. SimVP cannot take NaN input, so NaN
-history pixels are set to physical zero for ``dbr``/``log1p`` normalisation and to the
-training mean for ``identity`` — the same fill as training.
+Test windows: the test split of :mod:`pipelines.windows`, rebuilt from the checkpoint's metadata
+(same stores, crop, coarsening, window lengths, split fractions and gap); the frames are prepared
+exactly as for training (:func:`pipelines.windows.prepare_frames`), but kept in physical units
+and with their coordinates (times for the climatology baselines, latitude for weighted scores).
+Observations keep their NaN (no data) and those pixels are left out of every score. SimVP
+cannot take NaN input, so NaN history pixels are set to physical zero for ``dbr``/``log1p``
+normalisation and to the training mean for ``identity`` (the fill used in training).
 
 Which baselines and scores apply is declared per source kind in :data:`PLANS`.
 """
@@ -39,7 +38,7 @@ import pandas as pd
 import xarray as xr
 
 from data_catalog.catalog import Catalog, load_catalog
-from data_catalog.paths import DataDir
+from data_catalog.paths import DataDir, is_url
 from data_catalog.vocabulary import CHANNEL, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
 from pipelines.baselines import BASELINES, BaselineFn, as_forecast, time_step
 from pipelines.verification import get_score
@@ -164,63 +163,6 @@ _ARCHIVE_BASELINES = frozenset({"climatology", "last_day"})
 
 
 # ----------------------------------------------------------------------------- windows
-def valid_frames(frames: xr.DataArray) -> np.ndarray:
-    """Bool ``(time,)``: ``frame_present`` (when given) and no channel all-NaN.
-
-    Parameters
-    ----------
-    frames : xr.DataArray
-        ``(time, channel, y, x)`` physical units, optionally with a ``frame_present`` coord.
-    """
-    finite = np.isfinite(frames).any((Y, X)).all(CHANNEL).values
-    if "frame_present" in frames.coords:
-        finite = finite & np.asarray(frames["frame_present"].values, dtype=bool)
-    return np.asarray(finite, dtype=bool)
-
-
-def window_starts_in(
-    times: np.ndarray,
-    valid: np.ndarray,
-    length: int,
-    step: pd.Timedelta,
-    period: Sequence[str] | None = None,
-    stride: int = 1,
-) -> np.ndarray:
-    """Indices ``s`` such that frames ``s .. s + length - 1`` form a test window.
-
-    Parameters
-    ----------
-    times : np.ndarray of datetime64, shape (T,)
-    valid : np.ndarray of bool, shape (T,)
-    length : int
-        ``in_frames + out_frames``.
-    step : pd.Timedelta
-        The regular time step: consecutive window frames are exactly ``step`` apart.
-    period : [start, end] ISO strings, optional
-        Only windows with all frames inside (inclusive); None = all frames.
-    stride : int
-        Step between kept starts.
-
-    Returns
-    -------
-    np.ndarray of int64
-    """
-    if length < 1 or stride < 1:
-        raise ValueError(f"length and stride must be >= 1, got {length=} {stride=}")
-    times = np.asarray(times).astype("datetime64[ns]")
-    inside = np.asarray(valid, dtype=bool).copy()
-    if period is not None:
-        start, end = (np.datetime64(pd.Timestamp(p).tz_localize(None), "ns") for p in period)
-        inside &= (times >= start) & (times <= end)
-    starts: list[int] = []
-    span = (length - 1) * step.to_timedelta64()
-    for s in range(0, len(times) - length + 1):
-        if inside[s : s + length].all() and times[s + length - 1] - times[s] == span:
-            if not starts or s - starts[-1] >= stride:
-                starts.append(s)
-    return np.asarray(starts, dtype=np.int64)
-
-
 def subsample(starts: np.ndarray, max_samples: int | None) -> np.ndarray:
     """At most ``max_samples`` starts, evenly spread over the test period (all when None)."""
     if max_samples is None or len(starts) <= max_samples:
@@ -309,7 +251,7 @@ def run_methods(
     frames : xr.DataArray
         ``(time, channel, y, x)`` physical units (lazy is fine: each window is loaded alone).
     starts : np.ndarray of int
-        Window starts (see :func:`window_starts_in`).
+        Window starts (frame indices along ``time``).
     in_frames, out_frames : int
         History and lead-time frames per window.
     methods : mapping of str to callable
@@ -496,6 +438,44 @@ def _select(
 
 
 # ----------------------------------------------------------------------------- entry point
+def split_test_windows(
+    metadata: Mapping[str, Any], data_dir: DataDir, catalog: Catalog | None = None
+) -> tuple[list[Any], list[str]]:
+    """The test-split windows a checkpoint was trained with (:mod:`pipelines.windows`).
+
+    The splits are rebuilt from the checkpoint's metadata by
+    :func:`pipelines.windows.windows_from_metadata` (same stores, crop, coarsening, window
+    lengths, split fractions and gap), from the recorded stores when they all exist, else from
+    ``DIR/stores/<source>.zarr``.
+
+    Returns
+    -------
+    refs : list of pipelines.windows.WindowRef
+        ``(store, start)`` of each test window, in time order per store.
+    paths : list of str
+        The stores the ``store`` indices refer to.
+    """
+    from pipelines.windows import windows_from_metadata
+
+    recorded = list(metadata.get("stores") or [metadata.get("store")])
+    here = all(p and (is_url(p) or os.path.exists(p)) for p in recorded)
+    windows = windows_from_metadata(metadata, None if here else data_dir.root, catalog)
+    return list(windows.splits.windows["test"]), list(windows.test.paths)
+
+
+def concat_forecasts(parts: Sequence[MethodForecasts]) -> MethodForecasts:
+    """Join the :class:`MethodForecasts` of several stores along ``init_time``."""
+    if not parts:
+        raise ValueError("no test window to evaluate")
+    if len(parts) == 1:
+        return parts[0]
+    return MethodForecasts(
+        xr.concat([p.observation for p in parts], INIT_TIME),
+        {k: xr.concat([p.forecasts[k] for p in parts], INIT_TIME) for k in parts[0].forecasts},
+        xr.concat([p.history for p in parts], INIT_TIME),
+    )
+
+
 def default_checkpoint(data_dir: DataDir, source: str) -> str:
     """The newest ``*.pt`` bundle under ``DIR/models/<source>/`` (``FileNotFoundError`` if none)."""
     root = Path(data_dir.models(source))
@@ -539,7 +519,7 @@ def evaluate_source(
     Report
         Scores and the files written under ``DIR/reports/<source>/``.
     """
-    from pipelines.windows import prepare_frames, store_time_step
+    from pipelines.windows import prepare_frames
     from simvp_model.checkpoint import load_checkpoint
 
     spec = (catalog or load_catalog()).get(source)
@@ -552,40 +532,44 @@ def evaluate_source(
     if meta.get("source") not in (None, source):
         raise ValueError(f"checkpoint {path} was trained on {meta.get('source')!r}, not {source!r}")
     in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
-    if "test_period" not in meta or not meta["test_period"]:
-        raise ValueError(f"checkpoint {path} records no test_period; cannot pick test windows")
-    store_path = meta.get("store") or root.store(source)
-    store = xr.open_zarr(store_path)
-    frames = prepare_frames(
-        store, {**meta, "variables": meta.get("variables", spec.variable_names)}
-    )
-    step = store_time_step(store)
-    starts = window_starts_in(
-        frames[TIME].values, valid_frames(frames), in_frames + out_frames, step, meta["test_period"]
-    )
-    chosen = subsample(starts, max_samples)
+    if meta.get("tile"):
+        raise ValueError(
+            f"checkpoint {path} was trained on tiles {meta['tile']}; evaluation scores whole "
+            "prepared grids only (retrain without tile=...)"
+        )
+    refs, paths = split_test_windows(meta, root, catalog)
+    chosen = subsample(np.arange(len(refs)), max_samples)
     logger.info(
-        "%s: %d of %d test windows (%d -> %d frames at %s) in %s",
+        "%s: %d of %d test windows (%d -> %d)",
         source,
         len(chosen),
-        len(starts),
+        len(refs),
         in_frames,
         out_frames,
-        step,
-        meta["test_period"],
     )
     methods: dict[str, BaselineFn] = {SIMVP: simvp_method(loaded)}
     methods.update({name: BASELINES.get(name) for name in names})
-    archive = frames.load() if _ARCHIVE_BASELINES & set(names) else None
-    frames.attrs["units"] = store[frames.attrs["variables"][0]].attrs.get("units", "")
-    scores, result = evaluate_methods(frames, chosen, in_frames, out_frames, methods, plan, archive)
-    result.observation.attrs["units"] = frames.attrs["units"]
+    parts = []
+    for s, store_path in enumerate(paths):
+        starts = np.asarray([refs[i].start for i in chosen if refs[i].store == s], dtype=np.int64)
+        if not len(starts):
+            continue
+        store = xr.open_zarr(store_path)
+        frames = prepare_frames(
+            store, {**meta, "variables": meta.get("variables", spec.variable_names)}
+        )
+        archive = frames.load() if _ARCHIVE_BASELINES & set(names) else None
+        parts.append(run_methods(frames, starts, in_frames, out_frames, methods, archive))
+        units = store[frames.attrs["variables"][0]].attrs.get("units", "")
+    result = concat_forecasts(parts)
+    result.observation.attrs["units"] = units
+    scores = score_forecasts(result, plan.scores, plan.image_scores)
     report_dir = root.reports(source)
     mse_ok = _beats(scores, "mse")
     notes = [
         f"source `{source}` ({spec.kind}), checkpoint `{path}`",
-        f"{len(chosen)} test windows (of {len(starts)}) in {meta['test_period'][0]} .. "
-        f"{meta['test_period'][1]}; {in_frames} input -> {out_frames} output frames at {step}",
+        f"{len(chosen)} test windows (of {len(refs)}) in {meta.get('test_period')}; "
+        f"{in_frames} input -> {out_frames} output frames at {meta.get('time_step')}",
         "scores pooled over windows and pixels per lead time; NaN observation pixels excluded",
         f"SimVP MSE below persistence at every lead time: {'yes' if mse_ok else 'no'}",
     ]
@@ -615,5 +599,4 @@ __all__: list[str] = [
     "run_methods",
     "score_forecasts",
     "simvp_method",
-    "window_starts_in",
 ]

@@ -18,8 +18,6 @@ from pipelines.evaluate import (
     evaluate_methods,
     evaluate_source,
     subsample,
-    valid_frames,
-    window_starts_in,
 )
 from pipelines.verification.report import write_report
 
@@ -38,10 +36,14 @@ def _one_torch_thread():
 
 
 def _blob_frames(n: int, size: int = 16, nan_frame: int | None = None) -> xr.DataArray:
-    # A rain cell (peak 8 mm/h) moving 0.6 px down and 0.8 px right per 5 min.
+    # A rain cell (peak 8 mm/h) moving 0.6 px down and 0.8 px right per 5 min, a new cell
+    # entering every 15 frames.
     yy, xx = np.mgrid[0:size, 0:size]
     frames = np.stack(
-        [8 * np.exp(-((yy - 4 - 0.6 * t) ** 2 + (xx - 3 - 0.8 * t) ** 2) / 18.0) for t in range(n)]
+        [
+            8 * np.exp(-((yy - 4 - 0.6 * (t % 15)) ** 2 + (xx - 3 - 0.8 * (t % 15)) ** 2) / 18.0)
+            for t in range(n)
+        ]
     )[:, None]  # (time, channel=1, y, x)
     if nan_frame is not None:
         frames[nan_frame] = np.nan
@@ -59,24 +61,14 @@ def _blob_frames(n: int, size: int = 16, nan_frame: int | None = None) -> xr.Dat
     )
 
 
-def test_window_starts_skip_missing_frames_and_respect_the_period() -> None:
-    times = pd.date_range("2024-01-01", periods=10, freq=STEP).values
-    valid = np.ones(10, bool)
-    valid[4] = False
-    assert window_starts_in(times, valid, 3, STEP).tolist() == [0, 1, 5, 6, 7]
-    period = ["2024-01-01T00:05:00Z", "2024-01-01T00:40:00Z"]
-    assert window_starts_in(times, valid, 3, STEP, period).tolist() == [1, 5, 6]
-    irregular = times.copy()
-    irregular[7:] += np.timedelta64(1, "m")  # a step of 6 min between frames 6 and 7
-    assert window_starts_in(irregular, valid, 3, STEP).tolist() == [0, 1, 7]
+def test_subsample_spreads_windows_evenly() -> None:
     assert subsample(np.arange(10), 3).tolist() == [0, 4, 9]
-    frames = _blob_frames(4, nan_frame=2)
-    assert valid_frames(frames).tolist() == [True, True, False, True]
+    assert subsample(np.arange(4), None).tolist() == [0, 1, 2, 3]
 
 
 def test_every_method_goes_through_one_code_path_and_the_report_is_written(tmp_path) -> None:
     frames = _blob_frames(16)
-    starts = window_starts_in(frames.time.values, valid_frames(frames), 7, STEP)
+    starts = np.arange(9)  # windows of 4 + 3 frames within the first cell's life (frames 0..14)
     methods = {name: BASELINES.get(name) for name in ("persistence", "optical_flow")}
     plan = EvaluationPlan(
         baselines=tuple(methods),
@@ -88,7 +80,7 @@ def test_every_method_goes_through_one_code_path_and_the_report_is_written(tmp_p
     # 2 methods x (mse, csi, ssim, psnr) x 3 leads
     assert len(scores) == 2 * 4 * 3
     assert sorted(scores["lead_time_minutes"].unique()) == [5.0, 10.0, 15.0]
-    assert result.observation.sizes["init_time"] == len(starts) == 10
+    assert result.observation.sizes["init_time"] == len(starts) == 9
 
     def pick(method: str, score: str) -> np.ndarray:
         rows = scores[(scores.method == method) & (scores.score == score)]
@@ -141,7 +133,7 @@ def test_climate_plan_scores_weighted_rmse_and_acc_and_climatology_wins_late() -
             "latitude": (("y", "x"), np.repeat(lat[:, None], 6, axis=1)),
         },
     )
-    starts = window_starts_in(times.values, valid_frames(frames), 6 + 6, pd.Timedelta("1h"))[-6:]
+    starts = np.arange(len(times) - 12 - 5, len(times) - 12 + 1)  # the last 6 windows of 12
     methods = {name: BASELINES.get(name) for name in PLANS.get("climate").baselines}
     scores, _ = evaluate_methods(frames, starts, 6, 6, methods, PLANS.get("climate"), frames)
     assert set(scores["score"]) == {"mse", "mae", "rmse", "bias", "weighted_rmse", "acc"}
@@ -157,8 +149,8 @@ def _tiny_setup(tmp_path) -> tuple[str, str]:
     from simvp_model.model import SimVP
     from simvp_model.normalisation import Normalisation
 
-    frames = _blob_frames(30)
-    present = np.ones(30, bool)
+    frames = _blob_frames(80)
+    present = np.ones(80, bool)
     present[20] = False
     data = frames.isel(channel=0, drop=True).values.copy()
     data[20] = np.nan
@@ -193,8 +185,8 @@ def _tiny_setup(tmp_path) -> tuple[str, str]:
         "in_frames": 4,
         "out_frames": 3,
         "store": str(data_dir / "stores" / "knmi-radar.zarr"),
-        "train_period": ["2024-06-01T10:00:00Z", "2024-06-01T10:45:00Z"],
-        "test_period": ["2024-06-01T11:00:00Z", "2024-06-01T12:25:00Z"],
+        "split": {"fractions": [0.7, 0.15, 0.15], "gap": 7, "by": "time"},
+        "test_period": ["2024-06-01T15:55:00Z", "2024-06-01T16:35:00Z"],
     }
     norm = Normalisation("log1p", (0.5,), (1.0,))
     path = save_checkpoint(
@@ -207,8 +199,10 @@ def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -
     data_dir, checkpoint = _tiny_setup(tmp_path)
     report = evaluate_source("knmi-radar", data_dir=data_dir)  # newest checkpoint by default
     assert report.checkpoint == checkpoint
-    # test period 11:00..12:25 = frames 12..29 without frame 20: windows of 7 at 12,13 and 21..23
-    assert report.n_windows == 5
+    # 79 valid frames (frame 20 missing), gaps of 7: train = 47 valid frames (0..47), val 55..63,
+    # test = the valid frames after 63 + 7 = 71..79 -> windows of 7 starting at 71, 72, 73.
+    assert report.n_windows == 3
+    assert "3 test windows (of 3)" in (tmp_path / "data/reports/knmi-radar/scores.md").read_text()
     scores = pd.read_csv(tmp_path / "data" / "reports" / "knmi-radar" / "scores.csv")
     assert set(scores["method"]) == {"simvp", "persistence", "optical_flow"}
     assert sorted(scores["lead_time_minutes"].unique()) == [5.0, 10.0, 15.0]
