@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# pyproj must load its PROJ library before ecCodes does: the eccodes wheel (eckitlib) bundles
+# another libproj, and importing eccodes/cfgrib first leaves pyproj with "no database context"
+# (every CRS fails, then a double free). Importing pyproj first avoids it.
+import pyproj  # noqa: F401  (isort: keep first)
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ must be known (see :data:`pipelines.readers.cf_netcdf.CF_UNITS`).
 from __future__ import annotations
 
 import numpy as np
+import pyproj  # noqa: F401 - load PROJ before cfgrib loads ecCodes (eckitlib bundles a libproj)
 import xarray as xr
 
 from data_catalog.spec import SourceSpec

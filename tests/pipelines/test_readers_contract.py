@@ -1,0 +1,86 @@
+"""Every catalog source meets the reader contract; the full shared data sets read with the
+right times through the same entries (``NOWCAST_SAMPLES_DIR`` pointed at ../shared/data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+
+from data_catalog.catalog import SAMPLES_ENV, list_files, load_catalog
+from pipelines.readers import READERS, read_source_frames
+
+
+def test_registry_lists_every_format():
+    assert READERS.names() == [
+        "cf-netcdf",
+        "fmi-pgm",
+        "grib",
+        "knmi-hdf5",
+        "mch-gif",
+        "nyc-taxi-npz",
+        "odim-h5",
+        "taxibj-h5",
+    ]
+    with pytest.raises(ValueError, match=r"unknown reader 'gif'; valid names: \['cf-netcdf'"):
+        READERS.get("gif")
+    with pytest.raises(ValueError, match="already registered"):
+        READERS.register("grib")(lambda path, spec: None)
+
+
+@pytest.mark.parametrize("name", load_catalog().names())
+def test_contract(name):
+    spec = load_catalog().get(name)
+    files = list_files(spec)
+    paths = [f.path for f in files[:2]] if files[0].time is not None else [files[0].path]
+    ds = read_source_frames(spec, paths)
+    assert set(ds.data_vars) == {"crs", *spec.variable_names}
+    for var in spec.variables:
+        da = ds[var.name]
+        assert da.dims == ("time", "y", "x") and da.dtype == np.float32
+        assert da.attrs["units"] == var.units and da.attrs["grid_mapping"] == "crs"
+        finite = da.values[np.isfinite(da.values)]
+        assert finite.size and var.valid_range[0] <= finite.min() <= finite.max()
+    assert ds.time.dtype == "datetime64[ns]" and (np.diff(ds.time.values) > np.timedelta64(0)).all()
+    if files[0].time is not None:
+        assert [pd.Timestamp(t) for t in ds.time.values] == [f.time for f in files[:2]]
+    assert ds.latitude.dims == ds.longitude.dims == ("y", "x")
+    assert (ds.sizes["y"], ds.sizes["x"]) == spec.grid.shape
+    assert np.abs(ds.latitude.values).max() <= 90
+    assert pyproj.CRS.from_cf(ds.crs.attrs).equals(spec.grid.pyproj_crs)
+    std = "latitude" if spec.grid.is_geographic else "projection_y_coordinate"
+    assert ds.y.attrs["standard_name"] == std
+    assert ds.attrs["source_name"] == name and ds.attrs["time_step"] == spec.time_step
+
+
+# First and last frame (UTC) of every shared event (pysteps-data README).
+SHARED_EVENTS = {
+    "mch-radar": [
+        ("2015-05-15 15:45", "2015-05-15 19:00"),
+        ("2016-07-11 20:45", "2016-07-12 00:00"),
+        ("2017-01-31 09:45", "2017-01-31 13:00"),
+    ],
+    "fmi-radar": [
+        ("2016-09-28 14:45", "2016-09-28 18:00"),
+        ("2017-05-09 10:45", "2017-05-09 14:00"),
+    ],
+    "knmi-radar": [("2010-08-26 00:00", "2010-08-26 07:35")],
+    "rmi-radar": [("2021-07-04 15:50", "2021-07-04 19:00")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_EVENTS))
+def test_full_shared_radar_sets_read_through_the_catalog(name, shared_data, monkeypatch):
+    monkeypatch.setenv(SAMPLES_ENV, str(shared_data))
+    spec = load_catalog().get(name)
+    files = list_files(spec)
+    step = spec.time_delta
+    expected = sum((pd.Timestamp(b) - pd.Timestamp(a)) // step + 1 for a, b in SHARED_EVENTS[name])
+    assert len(files) == expected
+    for start, end in SHARED_EVENTS[name]:
+        ends = [f for f in files if f.time in (pd.Timestamp(start), pd.Timestamp(end))]
+        ds = read_source_frames(spec, [f.path for f in ends])
+        np.testing.assert_array_equal(
+            ds.time.values, np.array([start, end], dtype="datetime64[ns]")
+        )
