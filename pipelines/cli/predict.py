@@ -1,0 +1,73 @@
+"""``nowcast predict``: forecast from your own frames with a trained checkpoint.
+
+Examples::
+
+    nowcast predict --checkpoint data/models/moving-mnist/best.pt --input seq.npy
+    nowcast predict --checkpoint best.pt --input radar.npz --key precip --horizon 24 \\
+        --output forecast.npy
+
+The input is ``(T_in, C, H, W)`` or ``(B, T_in, C, H, W)`` in physical units (the units the
+checkpoint was trained on); the output has the same rank with ``horizon`` frames, in the same
+units, as a ``.npy`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.cli import COMMANDS
+
+
+def default_output(input_path: str) -> Path:
+    """``<input stem>.forecast.npy`` beside the input."""
+    path = Path(input_path)
+    return path.with_name(f"{path.stem}.forecast.npy")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the checkpoint and frames, forecast, write the ``.npy``, print a summary."""
+    from simvp_model.checkpoint import load_checkpoint
+    from simvp_model.predict import load_frames, predict
+
+    loaded = load_checkpoint(args.checkpoint)
+    frames = load_frames(args.input, key=args.key)
+    forecast = predict(loaded, frames, horizon=args.horizon, batch_size=args.batch_size)
+    output = Path(args.output) if args.output else default_output(args.input)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    np.save(output, forecast)
+    c = loaded.config
+    print(f"model:    {c.translator} ({c.in_frames} -> {c.out_frames} frames, {c.channels} ch)")
+    print(f"input:    {args.input} {tuple(frames.shape)}")
+    print(
+        f"forecast: {output} {tuple(forecast.shape)} float32, "
+        f"min {float(forecast.min()):.4g}, max {float(forecast.max()):.4g}"
+    )
+    return 0
+
+
+@COMMANDS.register("predict")
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``predict`` subcommand."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="forecast from a .npy/.npz of frames with a trained checkpoint",
+        description=(
+            "Read (T_in, C, H, W) or (B, T_in, C, H, W) frames in physical units, check them "
+            "against the checkpoint (frames, channels, grid, finite values), roll SimVP out to "
+            "--horizon frames and save the forecast in physical units as .npy."
+        ),
+    )
+    parser.add_argument("--checkpoint", required=True, help="a best.pt written by nowcast train")
+    parser.add_argument("--input", required=True, help=".npy or .npz file of input frames")
+    parser.add_argument("--key", default=None, help="array name inside a .npz with several")
+    parser.add_argument(
+        "--horizon", type=int, default=None, help="frames to forecast (default: the model's T_out)"
+    )
+    parser.add_argument(
+        "--output", default=None, help="output .npy (default: INPUT_STEM.forecast.npy beside it)"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
+    parser.set_defaults(func=run)

@@ -1,0 +1,95 @@
+"""``nowcast train`` → ``nowcast predict`` end to end on Moving MNIST in a temporary data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines.cli import main
+from simvp_model.checkpoint import load_checkpoint
+from simvp_model.datasets.moving_mnist import MovingMNIST, MovingMNISTConfig
+
+
+@pytest.mark.timeout(240)
+def test_train_then_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.set_num_threads(1)
+    data_dir = tmp_path / "data"
+    code = main(
+        [
+            "train",
+            "--source=moving-mnist",
+            "--preset=mmnist-small",
+            "--epochs=1",
+            "--samples-per-epoch=4",
+            "--val-samples=2",
+            "--test-samples=2",
+            "--batch-size=2",
+            "--in-frames=2",
+            "--out-frames=2",
+            "--accelerator=cpu",
+            f"--data-dir={data_dir}",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    bundle = data_dir / "models" / "moving-mnist" / "best.pt"
+    assert f"checkpoint: {bundle}" in printed
+    assert "ssim" in printed and "persistence" in printed
+    loaded = load_checkpoint(bundle, expected_config={"in_frames": 2, "out_frames": 2})
+    assert (
+        loaded.metadata["source"] == "moving-mnist" and loaded.metadata["preset"] == "mmnist-small"
+    )
+    assert loaded.metadata["engine"]["global_step"] == 2  # 4 samples / batch 2
+    persistence = loaded.metadata["baselines"]["persistence"]
+    assert set(persistence) >= {"mse", "ssim", "psnr"}
+
+    # predict from the user's own .npz (two arrays, so --key is needed), horizon > T_out
+    test = MovingMNIST("test", 3, seed=0, config=MovingMNISTConfig(2, 2))
+    frames = np.stack([test[i][0].numpy() for i in range(3)])  # (3, 2, 1, 64, 64)
+    np.savez(tmp_path / "seq.npz", frames=frames, other=frames[:, :1])
+    out = tmp_path / "forecast.npy"
+    code = main(
+        [
+            "predict",
+            f"--checkpoint={bundle}",
+            f"--input={tmp_path / 'seq.npz'}",
+            "--key=frames",
+            "--horizon=5",
+            f"--output={out}",
+        ]
+    )
+    assert code == 0
+    assert f"forecast: {out} (3, 5, 1, 64, 64)" in capsys.readouterr().out
+    forecast = np.load(out)
+    assert forecast.shape == (3, 5, 1, 64, 64) and np.isfinite(forecast).all()
+
+    # a .npy with one sequence, default horizon and output name beside the input
+    np.save(tmp_path / "one.npy", frames[0])
+    assert main(["predict", f"--checkpoint={bundle}", f"--input={tmp_path / 'one.npy'}"]) == 0
+    assert np.load(tmp_path / "one.forecast.npy").shape == (2, 1, 64, 64)
+
+    # bad input: one clear line on stderr, exit code 2
+    bad = frames.copy()
+    bad[0, 0, 0, 0, :7] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    assert main(["predict", f"--checkpoint={bundle}", f"--input={tmp_path / 'bad.npy'}"]) == 2
+    assert "7 non-finite values (7 NaN, 0 inf)" in capsys.readouterr().err
+    assert main(["predict", f"--checkpoint={bundle}", f"--input={tmp_path / 'seq.npz'}"]) == 2
+    assert "choose one with key/--key" in capsys.readouterr().err
+
+
+def test_train_rejects_mmnist_options_for_other_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--source=knmi-radar", "--samples-per-epoch=4"])
+    assert code == 2
+    assert "--samples-per-epoch only apply to --source moving-mnist" in capsys.readouterr().err
+
+
+def test_train_rejects_preset_with_other_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "--source=moving-mnist", "--preset=tiny", f"--data-dir={tmp_path}"])
+    assert code == 2
+    assert "Moving MNIST needs 1×64×64" in capsys.readouterr().err
