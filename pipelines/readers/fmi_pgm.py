@@ -70,7 +70,7 @@ def parse_pgm(raw: bytes, path: str) -> tuple[dict[str, list[str]], np.ndarray, 
             f"{path}: PGM body has {len(body)} bytes, expected {width} x {height} = "
             f"{width * height} (truncated or corrupt)"
         )
-    return header, np.frombuffer(body, np.uint8).reshape(height, width), maxval
+    return header, np.frombuffer(body, np.uint8).reshape(height, width), maxval  # (H, W) row-major
 
 
 def _word(header: dict[str, list[str]], key: str, path: str) -> list[str]:
