@@ -47,9 +47,9 @@ from pipelines.ingest.writer import IngestError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MEMORY_BUDGET = 512 * 2**20
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
 """Decoded frames kept between the two phases (bytes); beyond it files are read twice."""
-DEFAULT_BATCH_BYTES = 128 * 2**20
+DEFAULT_BATCH_BYTES = 64 * 2**20
 """Target size of one write batch (whole time chunks; at least one chunk)."""
 READ_GROUP = 32
 """Files decoded per ``dask.compute`` call in phase 1 (bounds the in-flight memory)."""
@@ -331,10 +331,11 @@ def _batch_dataset(
             m.data = fresh.data
     times = pd.DatetimeIndex(np.concatenate([m.times.values for m in members]))
     order = np.argsort(times.asi8, kind="stable")
+    in_order = bool((order == np.arange(len(order))).all())
     data_vars = {}
     for name in spec.variable_names:
         stacked = np.concatenate([m.data[name] for m in members if m.data is not None])
-        data_vars[name] = (wr.DIMS, stacked[order])  # (T, H, W) sorted by time
+        data_vars[name] = (wr.DIMS, stacked if in_order else stacked[order])  # (T, H, W)
     if missing:
         for m in missing:
             m.data = None  # free the re-read frames once the batch is assembled
@@ -466,13 +467,9 @@ def ingest_source(
         before = None
         if not exists:
             ds, encoding = st.template(
-                layout,
-                grid,
-                layout.padded_length(int(indices.max()) + 1),
-                wr.variable_attrs(spec, grid),
-                _global_attrs(spec),
+                layout, grid, layout.time_chunk, wr.variable_attrs(spec, grid), _global_attrs(spec)
             )
-            st.create(path, ds, encoding)
+            st.create(path, layout, ds, encoding, int(indices.max()) + 1)
         else:
             st.recover(path)
             st.grow(path, layout, int(indices.max()) + 1)

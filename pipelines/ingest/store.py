@@ -430,17 +430,22 @@ def template(
     return ds, encoding
 
 
-def create(path: str, ds: xr.Dataset, encoding: Mapping[str, Any]) -> None:
-    """Write the template ``ds`` (see :func:`template`) to a new store at ``path``.
+def create(
+    path: str, layout: StoreLayout, ds: xr.Dataset, encoding: Mapping[str, Any], length: int
+) -> None:
+    """Write a new store at ``path``: the template ``ds`` grown to ``length`` frames.
 
-    Local stores are written to a hidden sibling directory and renamed into place, so
-    ``path`` never holds a half-written template.
+    ``ds`` should be one time chunk long (:func:`template`): its lazy data variables make a
+    Dask graph per chunk, so the long axis is added by :func:`grow`'s metadata-only resize.
+    Local stores are written to a hidden sibling directory and renamed into place, so ``path``
+    never holds a half-written store.
     """
     if store_exists(path):
         raise StoreError(f"store {path} already exists")
     if is_url(path):
         with quiet_consolidation():
             ds.to_zarr(path, mode="w-", compute=False, encoding=encoding, consolidated=True)
+        grow(path, layout, length)
         return
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -450,11 +455,12 @@ def create(path: str, ds: xr.Dataset, encoding: Mapping[str, Any]) -> None:
     try:
         with quiet_consolidation():
             ds.to_zarr(str(staging), mode="w-", compute=False, encoding=encoding, consolidated=True)
+        grow(str(staging), layout, length)
         staging.rename(final)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    log.info("store %s: created with %d frames", path, ds.sizes[voc.TIME])
+    log.info("store %s: created with %d frames", path, layout.padded_length(length))
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dask
+import dask.array
 import numpy as np
 import pandas as pd
 import pyproj
@@ -377,10 +378,10 @@ def write_region(
                 (kept + start, slice(None), slice(None))
             )
         block[index - start] = frames[name].values
+        if use_dask:  # name=False: no sha1 hashing of the whole block (dask's default)
+            block = dask.array.from_array(block, chunks=(tc, yc, xc), name=False)
         region_vars[name] = (DIMS, block)
     region = xr.Dataset(region_vars)
-    if use_dask:
-        region = region.chunk({voc.TIME: tc, voc.Y: yc, voc.X: xc})
     region.to_zarr(
         path,
         mode="r+",

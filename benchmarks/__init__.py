@@ -1,0 +1,1 @@
+"""Benchmarks of simvp-nowcast (run as ``python -m benchmarks.<name>``)."""
