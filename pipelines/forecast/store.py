@@ -20,9 +20,12 @@ Chunks: one chunk ``(1, all leads, full grid)`` per init time and data variable.
 Concurrency and crash safety
 ----------------------------
 The ``init_time`` axis is a **regular grid** at the store's ``init_time_step`` (the source's
-time step) starting at the first init time written, so an init time's offset is derived from
-its timestamp: ``index = (init_time - origin) / step``. Init times never written inside the
-covered range are empty slots (data NaN, ``forecast_complete = False``).
+time step) starting at the earliest init time written, so an init time's offset is derived
+from its timestamp: ``index = (init_time - origin) / step``. Init times never written inside the
+covered range are empty slots (data NaN, ``forecast_complete = False``). A forecast earlier than
+the first slot (a backfill) rebuilds the store with the earlier origin in a copy that is then
+swapped in atomically (Linux ``renameat2`` exchange; elsewhere two renames, undone on the next
+write if the writer died between them).
 
 Every write holds an exclusive ``fcntl`` lock on ``<store>.lock`` (local file systems only);
 predictions are computed outside the lock, so concurrent runs only serialise their short writes.
@@ -39,6 +42,7 @@ replaced, so a write killed midway marks that one entry incomplete and leaves th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -440,6 +444,7 @@ def _region_write(path: Path, block: xr.Dataset, start: int) -> None:
     block = block.drop_vars([v for v in block.variables if INIT_TIME not in block[v].dims])
     block = block.drop_encoding()
     stop = start + block.sizes[INIT_TIME]
+    _write_init_times(path, block[INIT_TIME].values, start)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         block.to_zarr(
@@ -449,6 +454,16 @@ def _region_write(path: Path, block: xr.Dataset, start: int) -> None:
             consolidated=False,
             safe_chunks=False,  # partial writes of the shared coord chunks happen under the lock
         )
+
+
+def _write_init_times(path: Path, times: np.ndarray, start: int) -> None:
+    """Write ``init_time`` values at ``start`` with zarr (xarray never writes index regions)."""
+    array = zarr.open_array(str(path / INIT_TIME), mode="r+")
+    units = str(array.attrs["units"])
+    encoded, _, _ = xr.coding.times.encode_cf_datetime(
+        times, units, str(array.attrs.get("calendar", "proleptic_gregorian")), dtype=np.int64
+    )
+    array[start : start + len(times)] = np.asarray(encoded, dtype=array.dtype)
 
 
 def _commit(path: Path, history: str) -> None:
@@ -472,9 +487,18 @@ def _create(path: Path, forecast: xr.Dataset) -> None:
     os.rename(tmp, path)
 
 
-def _remove_leftovers(path: Path) -> None:
-    """Remove temporary directories of killed first writes (called under the lock)."""
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+def _recover(path: Path) -> None:
+    """Undo what killed writers left (called under the lock).
+
+    A store swapped out by an interrupted :func:`_prepend` is renamed back; temporary copies
+    and first writes that never reached their rename are removed.
+    """
+    olds = sorted(path.parent.glob(f".{path.name}.*.old"), key=lambda p: p.stat().st_mtime)
+    if olds and not path.exists():
+        logger.warning("restoring %s from %s left by an interrupted rebuild", path, olds[-1])
+        os.rename(olds[-1], path)
+        olds = olds[:-1]
+    for leftover in [*olds, *path.parent.glob(f".{path.name}.*.tmp")]:
         logger.warning("removing %s left by an interrupted forecast write", leftover)
         shutil.rmtree(leftover, ignore_errors=True)
 
@@ -510,7 +534,7 @@ def write_forecast(
     ------
     ValueError
         If ``forecast`` does not match the store's layout (variables, leads, grid, step), or its
-        init time lies before the store's first init time or off its regular grid.
+        init time lies off the store's regular grid.
     """
     if is_url(os.fspath(path)):
         raise ValueError(f"forecast stores need a local path (for the write lock), got {path!r}")
@@ -519,53 +543,55 @@ def write_forecast(
     path = Path(path)
     init = forecast[INIT_TIME].values[0]
     with store_lock(path, timeout=lock_timeout):
-        _remove_leftovers(path)
+        _recover(path)
         if not path.exists():
             _create(path, forecast)
             logger.info("created forecast store %s with init_time %s", path, _iso(init))
             return 0
-        store = open_forecast_store(path)
+        store = open_forecast_store(path, chunks=None)  # no dask: safe in forked workers
         _check_compatible(store, forecast)
         n = store.sizes[INIT_TIME]
         origin = store[INIT_TIME].values[0]
         step = pd.Timedelta(store.attrs["init_time_step"])
         offset = pd.Timedelta(init - origin)
         index, remainder = divmod(offset, step)
-        if offset < pd.Timedelta(0) or remainder != pd.Timedelta(0):
+        if remainder != pd.Timedelta(0):
             raise ValueError(
                 f"init_time {_iso(init)} is not on the store's init grid (first "
-                f"{_iso(origin)}, step {step}); forecasts before the first init time need a new "
-                f"store: remove {path} to start again"
+                f"{_iso(origin)}, step {step}); use a store per init-time step"
             )
         index = int(index)
-        if index < n:  # replace: flag the entry incomplete until all its chunks are replaced
+        _resize(path, n)  # discard whatever an interrupted writer left beyond the committed n
+        if index < 0:  # earlier than the first slot: rebuild with a new origin, then swap
+            _prepend(path, forecast, origin, step, n, -index)
+            index, action = 0, "prepended"
+        elif index < n:  # replace: flag the entry incomplete until all its chunks are replaced
             _region_write(
                 path, forecast[[COMPLETE]].copy(data={COMPLETE: np.array([False])}), index
             )
             _stage("flagged_incomplete")
-            _region_write(path, forecast, index)
+            _region_write(path, forecast.drop_vars(COMPLETE), index)
+            _stage("data_written")
+            _region_write(path, forecast[[COMPLETE]], index)  # True only after all chunks
             action = "replaced"
         else:  # append: resize, fill the new slots, commit by consolidating
-            _resize(path, n)  # discard chunks an interrupted writer left beyond n
             _resize(path, index + 1)
             _stage("resized")
-            block = _append_block(forecast, origin, step, n, index)
+            block = _block(forecast, _slot_times(origin, step, n, index + 1))
             _region_write(path, block, n)
             action = "appended"
-        _stage("data_written")
-        _commit(path, f"{_now()} {action} init_time {_iso(init)}")
+        if action != "prepended":
+            _stage("data_written" if action == "appended" else "flag_written")
+            _commit(path, f"{_now()} {action} init_time {_iso(init)}")
         _stage("committed")
     logger.info("%s init_time %s (index %d) in %s", action, _iso(init), index, path)
     return index
 
 
-def _append_block(
-    forecast: xr.Dataset, origin: np.datetime64, step: pd.Timedelta, start: int, index: int
-) -> xr.Dataset:
-    """``forecast`` placed at slot ``index`` of new slots ``start..index`` (others empty)."""
-    if index == start:
+def _block(forecast: xr.Dataset, times: np.ndarray) -> xr.Dataset:
+    """``forecast`` placed at its own init time among the slots ``times`` (others empty)."""
+    if len(times) == 1:
         return forecast
-    times = _slot_times(origin, step, start, index + 1)  # (index - start + 1,)
     block = forecast.reindex({INIT_TIME: times})  # empty slots: NaN / NaT / missing
     block[COMPLETE] = block[COMPLETE].fillna(False).astype(bool)
     for name in PROVENANCE_STRINGS:
@@ -573,3 +599,82 @@ def _append_block(
     block[VALID_TIME] = block[INIT_TIME] + block[LEAD_TIME]  # (n_new, L)
     block[VALID_TIME].attrs = forecast[VALID_TIME].attrs
     return block.set_coords(VALID_TIME)
+
+
+def _prepend(
+    path: Path, forecast: xr.Dataset, origin: np.datetime64, step: pd.Timedelta, n: int, k: int
+) -> None:
+    """Rebuild the store with ``k`` slots before ``origin`` in a copy, then swap it in.
+
+    Called under the lock. Every array along ``init_time`` is copied shifted by ``k`` into a
+    temporary copy of the store, the new forecast is written into slot 0, the copy is
+    consolidated, and the directories are exchanged atomically (:func:`_exchange`), or, where
+    that is unsupported, swapped by two renames (:func:`_recover` restores the old store if a
+    writer dies between them). Costs a full copy: meant for occasional backfills.
+    """
+    logger.warning(
+        "init_time %s precedes the store's first slot %s: rebuilding %s with %d more slots",
+        _iso(forecast[INIT_TIME].values[0]),
+        _iso(origin),
+        path,
+        k,
+    )
+    tag = uuid.uuid4().hex
+    tmp = path.with_name(f".{path.name}.{tag}.tmp")
+    shutil.copytree(path, tmp)
+    src = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    dst = zarr.open_group(str(tmp), mode="r+", use_consolidated=False)
+    for name, source in src.arrays():
+        dims = source.metadata.dimension_names or ()
+        if INIT_TIME not in dims:
+            continue
+        if dims.index(INIT_TIME) != 0:
+            raise ValueError(f"{name}: init_time must be the first dim, got {dims}")
+        target = dst[name]
+        target.resize((n + k, *source.shape[1:]))
+        if source.chunks[0] == 1:  # data: one chunk per init time, copied one by one
+            for i in reversed(range(n)):
+                target[i + k] = source[i]
+            target[: min(k, n)] = target.fill_value  # stale copies: empty chunks are deleted
+        else:  # small per-init arrays: shift in memory
+            values = source[...]
+            shifted = np.full((n + k, *source.shape[1:]), target.fill_value, dtype=values.dtype)
+            shifted[k:] = values
+            target[...] = shifted
+    _stage("prepend_copied")
+    _region_write(tmp, _block(forecast, _slot_times(origin, step, -k, 0)), 0)
+    _commit(tmp, f"{_now()} prepended init_time {_iso(forecast[INIT_TIME].values[0])}")
+    if _exchange(tmp, path):  # atomic: readers see the old or the new store, never none
+        _stage("swapped")
+        shutil.rmtree(tmp, ignore_errors=True)  # now the old store
+        return
+    old = path.with_name(f".{path.name}.{tag}.old")
+    os.rename(path, old)
+    _stage("swapped_out")
+    os.rename(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux ``renameat2`` exchange); False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result != 0:
+        logger.debug("renameat2 exchange failed: %s", os.strerror(ctypes.get_errno()))
+        return False
+    return True

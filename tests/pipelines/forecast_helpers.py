@@ -148,3 +148,38 @@ def tiny_checkpoint(path: Path, *, in_frames: int = 4, out_frames: int = 3, shap
         path, SimVP(config), config, Normalisation("dbr", (0.0,), (10.0,), 0.1), {}, metadata
     )
     return path
+
+
+def small_grid(crs: pyproj.CRS = LAEA, shape: tuple[int, int] = (4, 5)):
+    """A tiny :class:`ForecastGrid` (north-up) for store tests."""
+    from pipelines.forecast.store import ForecastGrid
+
+    H, W = shape
+    if crs.is_geographic:
+        return ForecastGrid.from_coords(56.0 - np.arange(H) * 0.5, 8.0 + np.arange(W) * 0.5, crs)
+    y = DENMARK_Y0 - np.arange(H) * 16_000.0
+    x = DENMARK_X0 + np.arange(W) * 16_000.0
+    return ForecastGrid.from_coords(y, x, crs)
+
+
+def make_forecast(init: str, value: float, *, grid=None, n_leads: int = 3, checkpoint="ck.pt"):
+    """One forecast (``build_forecast`` layout) filled with ``value`` + lead index."""
+    from pipelines.forecast.store import Provenance, build_forecast
+
+    grid = grid if grid is not None else small_grid()
+    t = pd.Timestamp(init)
+    H, W = grid.shape
+    values = value + np.arange(n_leads, dtype=np.float32)[:, None, None] * np.ones((H, W))
+    provenance = Provenance(
+        checkpoint, "0" * 64, "test", "stores/x.zarr", pd.date_range(end=t, periods=2, freq=STEP)
+    )
+    return build_forecast(
+        {"precipitation_rate": values},
+        t,
+        pd.to_timedelta(np.arange(1, n_leads + 1) * 5, "min"),
+        grid,
+        time_step="5min",
+        source_name="synthetic",
+        provenance=provenance,
+        variable_attrs={"precipitation_rate": {"units": "mm/h", "standard_name": "rainfall_rate"}},
+    )

@@ -1,0 +1,262 @@
+"""Forecast store: layout (xarray, cf_xarray, rioxarray), idempotency, concurrency, kills."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+import xarray as xr
+
+from pipelines.forecast import store as fstore
+from pipelines.forecast.export import export_weatherbench2, to_weatherbench2
+from pipelines.forecast.store import COMPLETE, open_forecast_store, write_forecast
+from tests.pipelines.forecast_helpers import LAEA, make_forecast, small_grid
+
+pytestmark = pytest.mark.timeout(60)
+FORK = multiprocessing.get_context("fork")
+T0 = "2021-06-01T12:00"
+
+
+def _values(ds: xr.Dataset) -> np.ndarray:
+    """Mean of each init's first lead (NaN for empty slots)."""
+    return ds["precipitation_rate"].isel(lead_time=0).mean(["y", "x"]).values
+
+
+def test_layout_plain_xarray_cf_and_rioxarray(tmp_path):
+    cf_xarray = pytest.importorskip("cf_xarray")
+    pytest.importorskip("rioxarray")
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast(T0, 1.0))
+    plain = xr.open_zarr(path)  # no special arguments
+    assert plain["precipitation_rate"].dims == ("init_time", "lead_time", "y", "x")
+    assert plain["precipitation_rate"].dtype == np.float32
+    assert plain["lead_time"].dtype.kind == "m" and plain["init_time"].dtype.kind == "M"
+    assert plain["init_time"].attrs["standard_name"] == "forecast_reference_time"
+    assert plain["lead_time"].attrs["standard_name"] == "forecast_period"
+    assert plain["valid_time"].dims == ("init_time", "lead_time")
+    assert plain["valid_time"].values[0, -1] == np.datetime64("2021-06-01T12:15")
+    assert plain["precipitation_rate"].attrs["grid_mapping"] == "crs"
+    assert plain["precipitation_rate"].attrs["units"] == "mm/h"
+    assert plain["precipitation_rate"].encoding["chunks"] == (1, 3, 4, 5)  # one chunk per init
+    assert plain.attrs["Conventions"] == "CF-1.10"
+    assert plain["checkpoint"].values[0] == "ck.pt"
+    assert plain["input_time"].values[0, -1] == np.datetime64(T0)
+    # lead time stored as int32 minutes
+    assert plain["lead_time"].encoding["dtype"] == np.dtype("int32")
+
+    ds = open_forecast_store(path)
+    assert ds.cf.axes["X"] == ["x"] and ds.cf.axes["Y"] == ["y"]
+    assert ds.cf["forecast_period"].name == "lead_time"
+    assert ds.cf["forecast_reference_time"].name == "init_time"
+    assert ds.cf.grid_mapping_names == {"lambert_azimuthal_equal_area": ["crs"]}
+    assert cf_xarray is not None
+    field = ds["precipitation_rate"]
+    assert ds.rio.crs.to_epsg() == 3035
+    assert field.rio.x_dim == "x" and field.rio.y_dim == "y"
+    assert field.rio.resolution() == (16000.0, -16000.0)
+    # pixel-edge bounds of the north-up grid: x0 - 8 km ... upper y + 8 km
+    assert field.rio.bounds() == (4092000.0, 3794000.0, 4172000.0, 3858000.0)
+    # 2-D lat/lon equal a direct pyproj transform of the pixel centre
+    lon, lat = pyproj.Transformer.from_crs(LAEA, "EPSG:4326", always_xy=True).transform(
+        float(ds.x[2]), float(ds.y[1])
+    )
+    assert float(ds.latitude[1, 2]) == pytest.approx(lat, abs=1e-9)
+    assert float(ds.longitude[1, 2]) == pytest.approx(lon, abs=1e-9)
+    selected = ds.sel(init_time=T0, lead_time=pd.Timedelta("10min"))["precipitation_rate"]
+    assert float(selected.mean()) == 2.0  # value 1 + lead index 1
+
+
+def test_geographic_layout_uses_latitude_longitude_dims(tmp_path):
+    pytest.importorskip("rioxarray")
+    path = tmp_path / "g.zarr"
+    geo = small_grid(pyproj.CRS.from_epsg(4326))
+    write_forecast(path, make_forecast(T0, 1.0, grid=geo))
+    ds = open_forecast_store(path)
+    assert ds["precipitation_rate"].dims == ("init_time", "lead_time", "latitude", "longitude")
+    assert ds["latitude"].attrs["units"] == "degrees_north" and ds["latitude"].ndim == 1
+    assert ds.rio.crs.to_epsg() == 4326
+    assert ds["precipitation_rate"].rio.x_dim == "longitude"
+    assert ds.cf.grid_mapping_names == {"latitude_longitude": ["crs"]}
+    np.testing.assert_allclose(ds["latitude"].values, [56.0, 55.5, 55.0, 54.5])
+
+
+def test_idempotent_rewrite_gaps_and_out_of_order(tmp_path):
+    path = tmp_path / "f.zarr"
+    assert write_forecast(path, make_forecast(T0, 1.0)) == 0
+    assert write_forecast(path, make_forecast("2021-06-01T12:15", 4.0)) == 3  # gap of 2 slots
+    assert write_forecast(path, make_forecast("2021-06-01T12:05", 2.0)) == 1  # fills a gap
+    assert write_forecast(path, make_forecast(T0, 10.0, checkpoint="new.pt")) == 0  # replace
+    assert write_forecast(path, make_forecast(T0, 10.0, checkpoint="new.pt")) == 0  # again
+    ds = open_forecast_store(path)
+    np.testing.assert_array_equal(
+        ds["init_time"].values, pd.date_range(T0, periods=4, freq="5min").values
+    )
+    np.testing.assert_array_equal(_values(ds), [10.0, 2.0, np.nan, 4.0])
+    np.testing.assert_array_equal(ds[COMPLETE].values, [True, True, False, True])
+    assert list(ds["checkpoint"].values) == ["new.pt", "ck.pt", "", "ck.pt"]
+    assert np.isnat(ds["input_time"].values[2]).all()
+    assert ds["valid_time"].values[2, 0] == np.datetime64("2021-06-01T12:15")
+    complete = open_forecast_store(path, complete_only=True)
+    assert complete.sizes["init_time"] == 3
+    # a backfill before the first slot rebuilds the axis with the earlier origin
+    assert write_forecast(path, make_forecast("2021-06-01T11:50", 7.0)) == 0
+    ds = open_forecast_store(path)
+    assert ds["init_time"].values[0] == np.datetime64("2021-06-01T11:50")
+    np.testing.assert_array_equal(_values(ds), [7.0, np.nan, 10.0, 2.0, np.nan, 4.0])
+    np.testing.assert_array_equal(ds[COMPLETE].values, [1, 0, 1, 1, 0, 1])
+    assert ds["valid_time"].values[1, 0] == np.datetime64("2021-06-01T12:00")
+    assert list(ds["checkpoint"].values) == ["ck.pt", "", "new.pt", "ck.pt", "", "ck.pt"]
+    assert ds["input_time"].values[3, -1] == np.datetime64("2021-06-01T12:05")
+    assert not list(tmp_path.glob(".f.zarr.*"))
+
+
+def test_incompatible_or_off_grid_forecasts_are_refused(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast("2021-06-01T12:10", 1.0))
+    with pytest.raises(ValueError, match="not on the store's init grid"):
+        write_forecast(path, make_forecast("2021-06-01T12:12", 1.0))
+    with pytest.raises(ValueError, match="lead times"):
+        write_forecast(path, make_forecast("2021-06-01T12:15", 1.0, n_leads=4))
+    with pytest.raises(ValueError, match="size of 'x'"):
+        write_forecast(path, make_forecast("2021-06-01T12:15", 1.0, grid=small_grid(shape=(4, 6))))
+    assert open_forecast_store(path).sizes["init_time"] == 1
+
+
+def _write_at(path, init, value, barrier):
+    barrier.wait()
+    write_forecast(path, make_forecast(init, value))
+
+
+def test_concurrent_processes_both_land(tmp_path):
+    path = tmp_path / "f.zarr"
+    n = 4
+    barrier = FORK.Barrier(n)
+    inits = [pd.Timestamp(T0) + k * pd.Timedelta("5min") for k in (2, 0, 3, 1)]
+    procs = [
+        FORK.Process(target=_write_at, args=(path, str(t), float(i + 1), barrier))
+        for i, t in enumerate(inits)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0] * n
+    ds = open_forecast_store(path)
+    assert ds.sizes["init_time"] == 4  # whoever created the store first, nothing duplicated
+    by_time = dict(zip(pd.DatetimeIndex(ds["init_time"].values), _values(ds), strict=True))
+    assert by_time == {t: float(i + 1) for i, t in enumerate(inits)}
+    assert ds[COMPLETE].values.all()
+    assert not list(tmp_path.glob(".f.zarr.*.tmp"))
+
+
+def _die_at(path, init, value, stage):
+    def hook(name):
+        if name == stage:
+            os._exit(17)  # like a kill: no cleanup, no finally blocks
+
+    fstore._FAULT_HOOK = hook
+    write_forecast(path, make_forecast(init, value))
+
+
+@pytest.mark.parametrize(
+    ("init", "stage"),
+    [
+        ("2021-06-01T12:10", "resized"),  # append killed after the resize
+        ("2021-06-01T12:10", "data_written"),  # append killed before the commit
+        (T0, "flagged_incomplete"),  # replace killed before any chunk
+        (T0, "data_written"),  # replace killed before its completion flag
+        ("2021-06-01T11:55", "prepend_copied"),  # backfill killed while rebuilding the copy
+        ("2021-06-01T11:55", "swapped"),  # backfill killed after the swap, before cleanup
+    ],
+)
+def test_killed_write_leaves_store_readable(tmp_path, init, stage):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast(T0, 1.0))
+    write_forecast(path, make_forecast("2021-06-01T12:05", 2.0))
+    proc = FORK.Process(target=_die_at, args=(path, init, 9.0, stage))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 17
+    ds = open_forecast_store(path)
+    if stage == "swapped":  # the rebuilt store is complete; the old copy is a leftover
+        np.testing.assert_array_equal(_values(ds), [9.0, 1.0, 2.0])
+        ds = ds.isel(init_time=slice(1, None))
+    assert ds.sizes["init_time"] == 2  # an interrupted append or rebuild is invisible
+    if init == T0:  # the interrupted entry is flagged, the other one intact
+        np.testing.assert_array_equal(ds[COMPLETE].values, [False, True])
+    else:
+        np.testing.assert_array_equal(_values(ds), [1.0, 2.0])
+        assert ds[COMPLETE].values.all()
+    assert _values(ds)[1] == 2.0
+    # the next writer recovers (lock released by the dead process) and lands
+    write_forecast(path, make_forecast("2021-06-01T12:15", 4.0))
+    ds = open_forecast_store(path).sel(init_time=slice(T0, None))
+    np.testing.assert_array_equal(_values(ds)[1:], [2.0, np.nan, 4.0])
+    assert ds[COMPLETE].values[3] and not ds[COMPLETE].values[2]
+    assert not list(tmp_path.glob(".f.zarr.*"))  # leftovers removed
+
+
+def test_killed_first_write_leaves_no_store(tmp_path):
+    path = tmp_path / "f.zarr"
+    proc = FORK.Process(target=_die_at, args=(path, T0, 1.0, "created_tmp"))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 17 and not path.exists()
+    write_forecast(path, make_forecast(T0, 3.0))
+    assert _values(open_forecast_store(path)).tolist() == [3.0]
+    assert not list(tmp_path.glob(".f.zarr.*.tmp"))  # leftover removed
+
+
+def _write_forever(path, ready):
+    grid = small_grid(shape=(64, 64))
+    start = pd.Timestamp(T0)
+    for k in range(10_000):
+        write_forecast(
+            path, make_forecast(str(start + k * fstore.pd.Timedelta("5min")), k, grid=grid)
+        )
+        if k == 1:
+            ready.set()
+
+
+def test_sigkill_during_writes_keeps_committed_forecasts(tmp_path):
+    path = tmp_path / "f.zarr"
+    ready = FORK.Event()
+    proc = FORK.Process(target=_write_forever, args=(path, ready))
+    proc.start()
+    assert ready.wait(30)
+    time.sleep(0.37)  # somewhere inside a later write
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+    ds = open_forecast_store(path)
+    n = ds.sizes["init_time"]
+    assert n >= 2
+    complete = ds[COMPLETE].values
+    assert complete.all()  # appends only: every visible entry committed
+    np.testing.assert_array_equal(_values(ds), np.arange(n, dtype=float))
+    write_forecast(
+        path, make_forecast(str(ds["init_time"].values[-1]), -1.0, grid=small_grid(shape=(64, 64)))
+    )
+    assert _values(open_forecast_store(path))[-1] == -1.0
+
+
+def test_weatherbench2_export(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast(T0, 1.0))
+    write_forecast(path, make_forecast("2021-06-01T12:10", 3.0))  # leaves one empty slot
+    wb2 = to_weatherbench2(open_forecast_store(path))
+    assert wb2["precipitation_rate"].dims == ("time", "prediction_timedelta", "y", "x")
+    assert wb2.sizes["time"] == 2  # empty slot dropped
+    assert "valid_time" not in wb2.variables
+    out = export_weatherbench2(path, tmp_path / "wb2.zarr")
+    back = xr.open_zarr(tmp_path / "wb2.zarr")
+    np.testing.assert_array_equal(back["time"].values, out["time"].values)
+    assert back["prediction_timedelta"].values[0] == np.timedelta64(5, "m")
+    np.testing.assert_array_equal(
+        back["precipitation_rate"].isel(prediction_timedelta=0).mean(["y", "x"]).values, [1.0, 3.0]
+    )
