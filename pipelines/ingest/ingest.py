@@ -444,7 +444,7 @@ def ingest_source(
                     f"store {path} has time step {layout.time_step}, the catalog says "
                     f"{spec.time_step}"
                 )
-            existing = xr.open_zarr(path, decode_coords="all")
+            existing = xr.open_zarr(path, decode_coords="all", chunks=None)  # lazy, no Dask graph
         kept, grid, reread = _read_phase(
             spec, read, files, lo, hi, use_dask, memory_budget, existing, progress
         )
