@@ -210,6 +210,28 @@ class GridSpec:
         (ny, nx), (x0, x1, y0, y1) = self.shape, self.extent
         return ((y1 - y0) / ny, (x1 - x0) / nx)
 
+    def crs_displacement(self, other: str | pyproj.CRS) -> float:
+        """How far ``other`` moves this grid: the largest distance, in CRS units, between a
+        probe pixel centre (4 corners and the centre) and where it lands when taken to lon/lat
+        with this grid's CRS and back with ``other``. ``inf`` when ``other`` is geographic and
+        this one projected (or the reverse). Equivalent CRSs written differently give ~0.
+        """
+        crs = pyproj.CRS.from_user_input(other)
+        if crs.is_geographic != self.is_geographic:
+            return math.inf
+        x, y = self.x_coords(), self.y_coords()
+        px = np.array([x[0], x[-1], x[0], x[-1], x[len(x) // 2]])
+        py = np.array([y[0], y[0], y[-1], y[-1], y[len(y) // 2]])
+        to_ll = pyproj.Transformer.from_crs(self.pyproj_crs, "EPSG:4326", always_xy=True)
+        from_ll = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        qx, qy = from_ll.transform(*to_ll.transform(px, py))
+        err = float(np.nanmax(np.hypot(np.asarray(qx) - px, np.asarray(qy) - py)))
+        return err if math.isfinite(err) else math.inf
+
+    def same_crs(self, other: str | pyproj.CRS) -> bool:
+        """True when ``other`` puts every probe pixel within 1/10 pixel of this grid's CRS."""
+        return self.crs_displacement(other) <= 0.1 * min(self.pixel_size)
+
     def x_coords(self) -> np.ndarray:
         """Pixel-centre ``x`` values, shape ``(W,)``, increasing."""
         dx = self.pixel_size[1]

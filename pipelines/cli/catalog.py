@@ -1,10 +1,11 @@
-"""``nowcast catalog list | show NAME | validate FILE``: inspect and check the data catalog.
+"""``nowcast catalog list | show NAME | validate FILE | check NAME``: inspect the data catalog.
 
 Examples::
 
     nowcast catalog list
     nowcast catalog show mch-radar --files
     nowcast catalog validate my_catalog.yaml --files
+    nowcast catalog check mch-radar --data-dir data     # the ingested store follows its entry
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import yaml
 
 from pipelines.cli import COMMANDS
+from pipelines.cli._common import add_data_dir
 
 
 def _catalog(path: str | None):  # -> data_catalog.catalog.Catalog
@@ -72,6 +74,28 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from data_catalog.paths import DataDir
+    from data_catalog.validate import validate_dataset
+
+    spec = _catalog(args.catalog).get(args.name)
+    store = DataDir.resolve(args.data_dir).store(spec.name)
+    try:
+        ds = xr.open_zarr(store, consolidated=None)
+    except (FileNotFoundError, KeyError) as error:
+        raise FileNotFoundError(f"no store for {spec.name!r} at {store} ({error})") from None
+    with ds:
+        validate_dataset(ds, spec, regular_time=True, where=store)
+        times = ds.time.values
+        print(f"{store}: valid against {spec.name!r}")
+        print(f"  {ds.sizes['time']} time steps, {times[0]} .. {times[-1]}")
+        for var in spec.variables:
+            print(f"  {var.name} [{ds[var.name].attrs['units']}] {ds[var.name].shape}")
+    return 0
+
+
 @COMMANDS.register("catalog")
 def add_catalog(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``catalog`` subcommand with ``list``, ``show`` and ``validate``."""
@@ -106,3 +130,9 @@ def add_catalog(subparsers: argparse._SubParsersAction) -> None:
     p_val.add_argument("--files", action="store_true", help="also check each source has files")
     common(p_val, with_catalog=False)
     p_val.set_defaults(func=_validate)
+
+    p_check = actions.add_parser("check", help="check a source's ingested store against its entry")
+    p_check.add_argument("name", help="source name, e.g. mch-radar")
+    p_check.add_argument("--catalog", default=None, help="catalog YAML (default: shipped)")
+    add_data_dir(p_check)
+    p_check.set_defaults(func=_check)

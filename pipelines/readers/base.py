@@ -140,22 +140,13 @@ def check_shape(shape: Sequence[int], spec: SourceSpec, path: str) -> None:
         )
 
 
-def _probe_lonlat(grid: GridSpec) -> np.ndarray:
-    """Lon/lat of the grid's four corner pixels and centre, shape ``(5, 2)``."""
-    x, y = grid.x_coords(), grid.y_coords()
-    px = np.array([x[0], x[-1], x[0], x[-1], x[len(x) // 2]])
-    py = np.array([y[0], y[0], y[-1], y[-1], y[len(y) // 2]])
-    to_ll = pyproj.Transformer.from_crs(grid.pyproj_crs, "EPSG:4326", always_xy=True)
-    lon, lat = to_ll.transform(px, py)
-    return np.stack([lon, lat], axis=1)
-
-
 def check_crs(file_crs: str | pyproj.CRS, spec: SourceSpec, path: str) -> None:
     """``ValueError`` naming ``path`` when the file's CRS puts the grid elsewhere than the spec's.
 
     Two CRSs agree when the spec grid's corner and centre pixels, taken to lon/lat with the
     spec CRS and back to map coordinates with the file's CRS, land within 1/10 pixel of
-    where the spec puts them (so equivalent PROJ strings written differently agree).
+    where the spec puts them (:meth:`GridSpec.same_crs`), so equivalent PROJ strings written
+    differently agree.
     """
     try:
         crs = pyproj.CRS.from_user_input(file_crs)
@@ -168,18 +159,10 @@ def check_crs(file_crs: str | pyproj.CRS, spec: SourceSpec, path: str) -> None:
             f"{'geographic' if crs.is_geographic else 'projected'}, source {spec.name!r} "
             f"expects {grid.crs!r}"
         )
-    lonlat = _probe_lonlat(grid)
-    fwd = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    fx, fy = fwd.transform(lonlat[:, 0], lonlat[:, 1])
-    x, y = grid.x_coords(), grid.y_coords()
-    sx = np.array([x[0], x[-1], x[0], x[-1], x[len(x) // 2]])
-    sy = np.array([y[0], y[0], y[-1], y[-1], y[len(y) // 2]])
-    tol = 0.1 * min(grid.pixel_size)
-    err = float(np.nanmax(np.hypot(np.asarray(fx) - sx, np.asarray(fy) - sy)))
-    if not np.isfinite(err) or err > tol:
+    if not grid.same_crs(crs):
         raise ValueError(
             f"{path}: CRS {crs.to_string()!r} does not match {grid.crs!r} of source "
-            f"{spec.name!r} (grid points move by {err:.4g} units)"
+            f"{spec.name!r} (grid points move by {grid.crs_displacement(crs):.4g} units)"
         )
 
 

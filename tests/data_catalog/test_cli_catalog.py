@@ -52,3 +52,15 @@ def test_validate_accepts_the_shipped_file_and_names_bad_fields(capsys, tmp_path
     assert main(["catalog", "validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "source 'fmi-radar': field 'units': got 'mm/hr'; allowed: mm/h, mm, dBZ" in err
+
+
+def test_check_an_ingested_store(capsys, tmp_path):
+    from pipelines.ingest import ingest_source
+
+    assert main(["catalog", "check", "rmi-radar", "--data-dir", str(tmp_path)]) == 2
+    assert "no store for 'rmi-radar'" in capsys.readouterr().err
+    ingest_source("rmi-radar", data_dir=str(tmp_path), end="2021-07-04 16:00", progress=False)
+    capsys.readouterr()
+    assert main(["catalog", "check", "rmi-radar", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "valid against 'rmi-radar'" in out and "precipitation_rate [mm/h]" in out
