@@ -189,3 +189,25 @@ def test_truncated_real_mch_gif_names_the_file_and_store_unchanged(tmp_path):
     assert store_digest(path) == before
     ds = xr.open_zarr(path)
     assert int(ds["frame_present"].sum()) == 4
+
+
+def test_bad_arguments_fail_before_touching_anything(tmp_path):
+    spec = synthetic_spec(tmp_path / "files")
+    write_files(spec, TIMES[:2])
+    path = str(tmp_path / "s.zarr")
+    kwargs = {"store_path": path, "reader": read_npy, "progress": False}
+    with pytest.raises(ValueError, match="unknown scheduler 'fast'"):
+        ingest_source(spec, scheduler="fast", **kwargs)
+    with pytest.raises(ValueError, match="is after end"):
+        ingest_source(spec, start=TIMES[1], end=TIMES[0], **kwargs)
+    with pytest.raises(FileNotFoundError, match="no file"):
+        ingest_source(spec, start="2030-01-01", **kwargs)
+    ingest_source(spec, **kwargs)
+    before = store_digest(path)
+    other = synthetic_spec(tmp_path / "files", name="other-radar")
+    with pytest.raises(StoreError, match="holds 'synthetic-radar'"):
+        ingest_source(other, **kwargs)
+    hourly = synthetic_spec(tmp_path / "files", time_step="10min")
+    with pytest.raises(StoreError, match="time step"):
+        ingest_source(hourly, **kwargs)
+    assert store_digest(path) == before
