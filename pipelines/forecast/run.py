@@ -148,6 +148,10 @@ def _naive_utc(t: str | np.datetime64 | pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
+def _freq(step: pd.Timedelta) -> str:
+    return str(pd.tseries.frequencies.to_offset(step).freqstr)
+
+
 def _iso(t: pd.Timestamp | np.datetime64) -> str:
     return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%MZ")
 
@@ -211,7 +215,7 @@ def select_inputs(
     end = int(times.get_indexer([requested])[0])
     if end < 0:
         raise StaleInputError(
-            f"init time {_iso(requested)} is not on the store's {step} time grid; nearest "
+            f"init time {_iso(requested)} is not on the store's {_freq(step)} time grid; nearest "
             f"earlier time step {_iso(times[times <= requested][-1])}"
         )
     candidates = [end] if fallback == "none" else range(end, in_frames - 2, -1)

@@ -1,0 +1,174 @@
+"""run_forecast: input selection, staleness errors, values, grid, provenance, CLI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+import xarray as xr
+
+from pipelines.cli import main
+from pipelines.forecast import run as frun
+from pipelines.forecast.run import StaleInputError, default_checkpoint, run_forecast
+from pipelines.forecast.store import open_forecast_store
+from tests.pipelines.forecast_helpers import FakeLoaded, fake_predict, obs_store, tiny_checkpoint
+
+pytestmark = pytest.mark.timeout(60)
+SOURCE = "synthetic"
+LAST = np.datetime64("2021-06-01T12:55")  # 12 frames from 12:00 every 5 min
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Hand-computable model: lead k = last input frame + k."""
+    calls = []
+
+    def recording_predict(loaded, frames, horizon):
+        calls.append((frames.copy(), horizon))
+        return fake_predict(loaded, frames, horizon)
+
+    monkeypatch.setattr(frun, "_predict", recording_predict)
+    return calls
+
+
+def _run(data_dir, **kwargs):
+    kwargs.setdefault("checkpoint", FakeLoaded())
+    kwargs.setdefault("render", False)
+    return run_forecast(SOURCE, data_dir=data_dir, **kwargs)
+
+
+def test_forecast_values_provenance_and_grid(tmp_path, fake):
+    store = obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    result = _run(tmp_path)
+    assert result.init_time == pd.Timestamp(LAST)  # default: the store's last time step
+    assert list(result.lead_times) == [pd.Timedelta(minutes=m) for m in (5, 10, 15)]
+    ((frames, horizon),) = fake
+    assert horizon == 3 and frames.shape == (1, 4, 1, 32, 32)
+    # inputs: the last 4 frames (values 9..12 in the blob), NaN corner filled with physical 0
+    assert frames[0, :, 0, 16, 16].tolist() == [9.0, 10.0, 11.0, 12.0]
+    assert frames[0, -1, 0, 0, 0] == 0.0
+
+    ds = open_forecast_store(result.store)
+    field = ds["precipitation_rate"].sel(init_time=LAST)  # (lead_time, y, x)
+    assert field.sel(lead_time=pd.Timedelta("15min")).values[16, 16] == 15.0  # 12 + 3
+    assert field.isel(lead_time=0).values[20, 30] == 1.0  # outside the blob: 0 + 1
+    assert np.isnan(field.values[:, :3, :3]).all()  # no data where the last input had none
+    assert ds["precipitation_rate"].attrs["units"] == "mm/h"
+    assert ds["precipitation_rate"].attrs["standard_name"] == "rainfall_rate"
+    inputs = pd.DatetimeIndex(ds["input_time"].sel(init_time=LAST).values)
+    assert list(inputs) == list(pd.date_range("2021-06-01T12:40", LAST, freq="5min"))
+    assert ds["fallback"].values[0] == "" and "T_in" in ds["model_version"].values[0]
+    assert ds.attrs["source_store"] == str(store)
+    # lat/lon of a few pixels equal the observation store's
+    obs = xr.open_zarr(store)
+    for j, i in [(0, 0), (5, 17), (31, 31)]:
+        assert float(ds.latitude[j, i]) == pytest.approx(float(obs.latitude[j, i]), abs=1e-6)
+        assert float(ds.longitude[j, i]) == pytest.approx(float(obs.longitude[j, i]), abs=1e-6)
+    np.testing.assert_array_equal(ds.x.values, obs.x.values)
+    assert ds["crs"].attrs["grid_mapping_name"] == "lambert_azimuthal_equal_area"
+
+
+def test_rollout_lead_count_and_rerun_replaces(tmp_path, fake):
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    first = _run(tmp_path, init_time="2021-06-01T12:30", lead_times=7)
+    assert fake[-1][1] == 7 and len(first.lead_times) == 7
+    assert first.lead_times[-1] == pd.Timedelta("35min")
+    again = _run(tmp_path, init_time="2021-06-01T12:30+00:00", lead_times=7)  # tz-aware = UTC
+    assert again.index == first.index == 0
+    assert open_forecast_store(first.store).sizes["init_time"] == 1
+
+
+@pytest.mark.parametrize(
+    ("absent", "init_time", "message"),
+    [
+        ((), "2021-06-01T13:00", "ends at 2021-06-01T12:55Z, before the init time"),
+        ((11,), None, "absent at 2021-06-01T12:55Z"),  # the last frame missing
+        ((9,), None, "absent at 2021-06-01T12:45Z"),  # a gap inside the window
+        ((), "2021-06-01T12:52", "not on the store's 5min time grid"),
+        ((), "2021-06-01T12:10", "the store starts at 2021-06-01T12:00Z"),
+        ((), "2021-06-01T11:00", "precedes the observation store's start"),
+    ],
+)
+def test_stale_or_missing_inputs_are_errors(tmp_path, fake, absent, init_time, message):
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=absent)
+    with pytest.raises(StaleInputError, match=message):
+        _run(tmp_path, init_time=init_time)
+    assert not fake  # nothing predicted
+    assert not (tmp_path / "forecasts").exists()
+
+
+def test_all_nan_frame_marked_present_is_an_error(tmp_path, fake):
+    path = obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    ds = xr.open_zarr(path).load()
+    ds["precipitation_rate"][10] = np.nan  # present but empty: not a usable input
+    ds.to_zarr(path, mode="w")
+    with pytest.raises(StaleInputError, match="all-NaN at 2021-06-01T12:50Z"):
+        _run(tmp_path)
+    result = _run(tmp_path, fallback="latest-complete")
+    assert result.init_time == pd.Timestamp("2021-06-01T12:45")  # window 12:30..12:45
+
+
+def test_explicit_fallback_uses_latest_complete_window(tmp_path, fake, caplog):
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=(11,))
+    with caplog.at_level(logging.WARNING, logger="pipelines.forecast.run"):
+        result = _run(tmp_path, fallback="latest-complete")
+    assert result.init_time == pd.Timestamp("2021-06-01T12:50")
+    assert "input fallback" in caplog.text
+    note = open_forecast_store(result.store)["fallback"].values[0]
+    assert note.startswith("latest-complete: requested 2021-06-01T12:55Z")
+    assert note.endswith("used 2021-06-01T12:50Z")
+
+
+def test_default_checkpoint_is_newest_best(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no best.pt under"):
+        default_checkpoint(SOURCE, tmp_path)
+    old = tmp_path / "models" / SOURCE / "a" / "best.pt"
+    new = tmp_path / "models" / SOURCE / "b" / "c" / "best.pt"
+    for path, age in ((old, 100), (new, 10)):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - age, time.time() - age))
+    assert default_checkpoint(SOURCE, tmp_path) == new
+
+
+def test_geographic_source_uses_latitude_longitude(tmp_path, fake):
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", crs=pyproj.CRS.from_epsg(4326), pixel=0.25)
+    ds = open_forecast_store(_run(tmp_path).store)
+    assert ds["precipitation_rate"].dims == ("init_time", "lead_time", "latitude", "longitude")
+    assert float(ds.latitude[1]) == 57.75 and float(ds.longitude[2]) == 6.5
+
+
+def test_cli_with_real_checkpoint_rolls_out(tmp_path, capsys):
+    import torch
+
+    from simvp_model.checkpoint import load_checkpoint
+    from simvp_model.predict import predict
+
+    torch.set_num_threads(1)
+    store = obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    ckpt = tiny_checkpoint(tmp_path / "models" / SOURCE / "run" / "best.pt")
+    rc = main(
+        ["forecast", "--source", SOURCE, "--data-dir", str(tmp_path), "--leads", "5"]
+        + ["--no-render"]
+    )
+    assert rc == 0
+    assert "lead times: 5" in capsys.readouterr().out
+    ds = open_forecast_store(tmp_path / "forecasts" / f"{SOURCE}.zarr")
+    assert ds.sizes["lead_time"] == 5  # model out_frames=3, rolled out
+    assert ds["checkpoint"].values[0] == str(ckpt)
+    assert len(ds["checkpoint_sha256"].values[0]) == 64
+    # values equal a direct predict() on the same (NaN-filled) inputs
+    frames = xr.open_zarr(store)["precipitation_rate"].values[-4:, None]  # (4, 1, H, W)
+    expected = predict(load_checkpoint(ckpt), np.nan_to_num(frames, nan=0.0), horizon=5)
+    got = ds["precipitation_rate"].isel(init_time=0).values  # (5, H, W)
+    np.testing.assert_allclose(got[:, 3:, 3:], expected[:, 0, 3:, 3:], rtol=1e-5, atol=1e-6)
+    # a stale init time is a one-line CLI error (exit 2)
+    rc = main(["forecast", "--source", SOURCE, "--data-dir", str(tmp_path), "--init-time",
+               "2021-06-01T14:00", "--no-render"])  # fmt: skip
+    assert rc == 2
+    assert "ends at 2021-06-01T12:55Z" in capsys.readouterr().err
