@@ -264,7 +264,12 @@ def parse_time(pattern: str, path: str) -> pd.Timestamp | None:
     if match is None:
         raise ValueError(f"file {path!r} does not match the path pattern {pattern!r}")
     parts = match.groupdict()
-    year = int(parts["Y"]) if parts.get("Y") else 2000 + int(parts["y"]) if parts.get("y") else None
+    if parts.get("Y"):
+        year: int | None = int(parts["Y"])
+    elif parts.get("y"):  # POSIX strptime: 69-99 -> 1969-1999, 00-68 -> 2000-2068
+        year = int(parts["y"]) + (1900 if int(parts["y"]) >= 69 else 2000)
+    else:
+        year = None
     if year is None:
         raise ValueError(f"path pattern {pattern!r} has no year code (%Y or %y)")
     try:

@@ -352,6 +352,11 @@ class SourceSpec:
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
 
+    def __hash__(self) -> int:
+        # The mapping fields are not hashable; the rest identifies a spec well enough.
+        return hash((self.name, self.kind, self.reader, self.path, self.time_step,
+                     self.variables, self.grid))  # fmt: skip
+
     @property
     def time_delta(self) -> pd.Timedelta:
         """The time step as a ``pandas.Timedelta``."""

@@ -67,6 +67,7 @@ def test_parse_time_codes():
     assert cat.parse_time("%y%j%H%M?.gif", "s3://b/k/16001 0000V.gif".replace(" ", "")) == (
         pd.Timestamp("2016-01-01")
     )
+    assert cat.parse_time("%y%m%d.h5", "950101.h5") == pd.Timestamp("1995-01-01")
     assert cat.parse_time("volume_*.npz", "volume_train.npz") is None
     with pytest.raises(ValueError, match="does not match"):
         cat.parse_time("%Y%m%d.h5", "/x/2020011.h5")
@@ -116,6 +117,7 @@ def test_expand_and_format_paths(shipped, tmp_path):
 def test_spec_round_trips_through_its_dict(shipped):
     for spec in shipped:
         assert SourceSpec.from_dict(spec.to_dict()) == spec
+        assert hash(SourceSpec.from_dict(spec.to_dict())) == hash(spec)
 
 
 @pytest.mark.parametrize(
