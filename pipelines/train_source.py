@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ import torch
 
 from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir
-from pipelines.windows import KIND_DEFAULTS, SplitConfig, source_windows
+from pipelines.windows import KIND_DEFAULTS, SplitConfig, source_names, source_windows
 from simvp_model.config import SimVPConfig
 from simvp_model.engine import FitResult, TrainConfig, evaluate_predictor, fit
 from simvp_model.presets import get_preset, get_recipe
@@ -160,7 +160,7 @@ def split_overrides(
 
 
 def train_source(
-    source: str,
+    source: str | Sequence[str],
     data_dir: str | os.PathLike[str] | None = None,
     preset: str | None = None,
     epochs: int | None = None,
@@ -176,8 +176,11 @@ def train_source(
 
     Parameters
     ----------
-    source : str
-        Catalog source name (its store must exist: ``nowcast ingest --source NAME``).
+    source : str or sequence of str
+        Catalog source name (its store must exist: ``nowcast ingest --source NAME``), or several
+        sources of one kind trained as one dataset (``"mch-radar,knmi-radar"``; see
+        :func:`pipelines.windows.source_windows`); their model directory is named by joining
+        the names with ``+``.
     data_dir : str or path-like, optional
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
     preset : str, optional
@@ -211,7 +214,9 @@ def train_source(
     """
     if isinstance(catalog, str | os.PathLike):
         catalog = load_catalog(catalog)
-    spec = get_source(source, catalog)
+    names = source_names(source)
+    label = "+".join(names)
+    spec = get_source(names[0], catalog)
     KIND_DEFAULTS.get(spec.kind)  # a clear error for a kind without window defaults
     cuda = torch.cuda.is_available() if cuda is None else cuda
     choice = HARDWARE_DEFAULTS.get(spec.kind).pick(cuda)
@@ -222,7 +227,7 @@ def train_source(
         model_over = {**choice.model, **model_over}
     window_over.setdefault("coarsen", choice.coarsen)
     windows = source_windows(
-        source,
+        names,
         data_dir,
         window_over.pop("in_frames", None),
         window_over.pop("out_frames", None),
@@ -264,7 +269,7 @@ def train_source(
         )
         recipe["batch_size"] = n_train
     train_config = TrainConfig(**recipe)
-    target = out_dir if out_dir is not None else DataDir.resolve(data_dir).models(source)
+    target = out_dir if out_dir is not None else DataDir.resolve(data_dir).models(label)
     reference = evaluate_predictor(
         persistence(model_config.out_frames), windows.test, windows.normalisation
     )
@@ -276,7 +281,7 @@ def train_source(
     }
     log.info(
         "training %s: preset %s, %s, %s samples/%s/%s, %s epochs -> %s",
-        source,
+        label,
         preset_name,
         model_config,
         n_train,
@@ -295,7 +300,7 @@ def train_source(
     )
     log.info(
         "%s test mse %.4g (persistence %.4g), mae %.4g (persistence %.4g)",
-        source,
+        label,
         result.metrics.get("mse", float("nan")),
         reference["mse"],
         result.metrics.get("mae", float("nan")),

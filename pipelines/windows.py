@@ -181,11 +181,16 @@ class SplitConfig:
     by : {"time", "event"}
         ``"time"``: chronological cut of the valid frames; ``"event"``: whole contiguous segments
         go to one split each (needs at least one segment per non-empty split).
+    scope : {"store", "all"}
+        ``"store"``: each store is split on its own (every store contributes to every split);
+        ``"all"``: the valid frames of all stores are put on one time line (same time step
+        required) and cut once, so e.g. the latest events of all stores form the test split.
     """
 
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     gap: int | None = None
     by: Literal["time", "event"] = "time"
+    scope: Literal["store", "all"] = "store"
 
     def __post_init__(self) -> None:
         fr = tuple(float(f) for f in self.fractions)
@@ -204,6 +209,8 @@ class SplitConfig:
             raise ValueError(f"gap must be a non-negative integer or None, got {self.gap!r}")
         if self.by not in ("time", "event"):
             raise ValueError(f"by must be 'time' or 'event', got {self.by!r}")
+        if self.scope not in ("store", "all"):
+            raise ValueError(f"scope must be 'store' or 'all', got {self.scope!r}")
 
     def gap_for(self, window: WindowConfig) -> int:
         """The gap in time steps for ``window`` (default: its length)."""
@@ -422,9 +429,24 @@ def block_mean(frames: np.ndarray, k: int) -> np.ndarray:
     return mean.astype(np.float32)
 
 
-def spatial_config_from(metadata: Mapping[str, Any]) -> SpatialConfig:
-    """The crop/coarsening recorded in a checkpoint's ``metadata`` (tiles do not apply there)."""
-    crop = metadata.get("crop")
+def spatial_config_from(
+    metadata: Mapping[str, Any], source_name: str | None = None
+) -> SpatialConfig:
+    """The crop/coarsening recorded in a checkpoint's ``metadata`` (tiles do not apply there).
+
+    A model trained on several sources records one crop per source in ``metadata["crops"]``;
+    ``source_name`` (the store's ``source_name`` attribute) picks it.
+    """
+    crops = metadata.get("crops") or {}
+    if source_name is not None and source_name in crops:
+        crop = crops[source_name]
+    elif crops and len(crops) > 1:
+        raise ValueError(
+            f"the metadata has one crop per source ({sorted(crops)}); "
+            f"store source_name {source_name!r} is none of them"
+        )
+    else:
+        crop = metadata.get("crop")
     return SpatialConfig(
         crop=tuple(crop) if crop is not None else None, coarsen=int(metadata.get("coarsen", 1))
     )
@@ -452,7 +474,7 @@ def prepare_frames(store_ds: xr.Dataset, metadata: Mapping[str, Any]) -> xr.Data
     missing = [v for v in variables if v not in store_ds.data_vars]
     if missing:
         raise ValueError(f"variables {missing} not in the store (has {sorted(store_ds.data_vars)})")
-    spatial = spatial_config_from(metadata)
+    spatial = spatial_config_from(metadata, store_ds.attrs.get("source_name"))
     ny, nx = store_ds.sizes["y"], store_ds.sizes["x"]
     spatial.prepared_shape(ny, nx)  # validates crop bounds and divisibility
     da = store_ds[variables].to_dataarray(dim="channel").transpose("time", "channel", "y", "x")
@@ -659,8 +681,9 @@ class ZarrWindows(Dataset):
     windows : sequence of WindowRef
         The windows of this dataset (see :func:`build_splits`).
     window : WindowConfig
-    spatial : SpatialConfig
-        Crop, coarsening, tiles.
+    spatial : SpatialConfig or sequence of SpatialConfig
+        Crop, coarsening, tiles; one per store when the stores' grids differ (the tiles and
+        tile mode of the first apply to all).
     encode : callable or None
         ``np.ndarray (T, C, H, W)`` physical → normalised; None = no normalisation.
     fill : np.ndarray of float, shape (C,), or None
@@ -683,7 +706,7 @@ class ZarrWindows(Dataset):
         variables: Sequence[str],
         windows: Sequence[WindowRef],
         window: WindowConfig,
-        spatial: SpatialConfig,
+        spatial: SpatialConfig | Sequence[SpatialConfig],
         grid_shape: tuple[int, int],
         encode: Any | None = None,
         fill: np.ndarray | None = None,
@@ -693,7 +716,11 @@ class ZarrWindows(Dataset):
         self.variables = list(variables)
         self.windows = list(windows)
         self.window = window
-        self.spatial = spatial
+        per_store = [spatial] * len(self.paths) if isinstance(spatial, SpatialConfig) else spatial
+        if len(per_store) != len(self.paths):
+            raise ValueError(f"{len(per_store)} spatial configs for {len(self.paths)} stores")
+        self.spatials = list(per_store)
+        self.spatial = self.spatials[0]
         self.grid_shape = (int(grid_shape[0]), int(grid_shape[1]))
         self.encode = encode
         self.fill = (
@@ -750,7 +777,7 @@ class ZarrWindows(Dataset):
         frames = read_prepared(
             self._store(ref.store),
             self.variables,
-            self.spatial,
+            self.spatials[ref.store],
             ref.start,
             ref.start + self.window.length,
         )  # (L, C, H, W) of the whole prepared grid
@@ -825,7 +852,7 @@ class WindowSplits:
 def build_splits(
     indexes: Sequence[StoreIndex], window: WindowConfig, split: SplitConfig
 ) -> WindowSplits:
-    """Split each scanned store on its own and list the windows of every split.
+    """Split the scanned stores (each on its own or on one time line) and list the windows.
 
     Parameters
     ----------
@@ -839,14 +866,24 @@ def build_splits(
     WindowSplits
     """
     gap = split.gap_for(window)
+    if split.scope == "all":
+        labels = _assign_on_one_timeline(indexes, split, gap, window.length)
+    else:
+        labels = [
+            assign_splits(
+                index.valid,
+                split.fractions,
+                gap,
+                window.length,
+                split.by,
+                index.breaks,
+                index.steps,
+            )
+            for index in indexes
+        ]
     windows: dict[str, list[WindowRef]] = {name: [] for name in SPLITS}
-    labels: list[np.ndarray] = []
     spans: dict[str, list[np.datetime64]] = {name: [] for name in SPLITS}
-    for s, index in enumerate(indexes):
-        lab = assign_splits(
-            index.valid, split.fractions, gap, window.length, split.by, index.breaks, index.steps
-        )
-        labels.append(lab)
+    for s, (index, lab) in enumerate(zip(indexes, labels, strict=True)):
         for k, name in enumerate(SPLITS):
             starts = window_starts(lab, k, window.length, window.stride, index.breaks)
             windows[name].extend(WindowRef(s, int(a)) for a in starts)
@@ -854,6 +891,35 @@ def build_splits(
                 spans[name] += [index.times[starts[0]], index.times[starts[-1] + window.length - 1]]
     periods = {name: [_iso(min(v)), _iso(max(v))] if v else None for name, v in spans.items()}
     return WindowSplits(window, windows, list(indexes), labels, periods)
+
+
+def _assign_on_one_timeline(
+    indexes: Sequence[StoreIndex], split: SplitConfig, gap: int, min_frames: int
+) -> list[np.ndarray]:
+    """Labels of every store from one cut of the valid frames of all stores ordered by time."""
+    steps_of = {index.step for index in indexes}
+    if len(steps_of) != 1:
+        raise ValueError(f"scope='all' needs stores with one time step, got {sorted(steps_of)}")
+    step = next(iter(steps_of)).to_timedelta64()
+    origin = min(index.times[0] for index in indexes)
+    store_ids = np.concatenate([np.full(int(ix.valid.sum()), s) for s, ix in enumerate(indexes)])
+    frame_ids = np.concatenate([np.flatnonzero(ix.valid) for ix in indexes])
+    steps = np.concatenate(
+        [((ix.times[ix.valid] - origin) // step).astype(np.int64) for ix in indexes]
+    )
+    order = np.argsort(steps, kind="stable")  # ties: store order
+    store_ids, frame_ids, steps = store_ids[order], frame_ids[order], steps[order]
+    # A segment continues only with the next frame of the same store, one step later.
+    breaks = np.ones(len(steps), dtype=bool)
+    breaks[1:] = (np.diff(steps) != 1) | (np.diff(store_ids) != 0)
+    merged = assign_splits(
+        np.ones(len(steps), dtype=bool), split.fractions, gap, min_frames, split.by, breaks, steps
+    )
+    labels = [np.full(len(ix.times), UNUSED, dtype=np.int8) for ix in indexes]
+    for s, lab in enumerate(labels):
+        mine = store_ids == s
+        lab[frame_ids[mine]] = merged[mine]
+    return labels
 
 
 def _iso(t: np.datetime64) -> str:
@@ -1002,14 +1068,25 @@ class SourceWindows:
         return DataSplits(self.train, self.val, self.test, self.normalisation, self.metadata)
 
 
+def source_names(source: str | Sequence[str]) -> list[str]:
+    """``"a,b"``, ``"a+b"`` or ``["a", "b"]`` → ``["a", "b"]``; one name stays one."""
+    if isinstance(source, str):
+        names = [n.strip() for n in source.replace("+", ",").split(",")]
+    else:
+        names = [str(n).strip() for n in source]
+    if not names or not all(names) or len(set(names)) != len(names):
+        raise ValueError(f"source must name one or more distinct sources, got {source!r}")
+    return names
+
+
 def source_windows(
-    source: str,
+    source: str | Sequence[str],
     data_dir: str | os.PathLike[str] | None = None,
     in_frames: int | None = None,
     out_frames: int | None = None,
     catalog: Catalog | str | os.PathLike[str] | None = None,
     *,
-    crop: Sequence[int] | Literal["full"] | None = None,
+    crop: Sequence[int] | Mapping[str, Sequence[int] | None] | Literal["full"] | None = None,
     coarsen: int | None = None,
     tile: Sequence[int] | None = None,
     tile_mode: Literal["grid", "random"] = "random",
@@ -1019,22 +1096,25 @@ def source_windows(
     stores: Sequence[str | os.PathLike[str]] | None = None,
     seed: int = 0,
 ) -> SourceWindows:
-    """Cut the windows of a catalog source from its store(s) and fit the normalisation.
+    """Cut the windows of one or more catalog sources from their stores; fit the normalisation.
 
     Parameters
     ----------
-    source : str
-        Catalog source name.
+    source : str or sequence of str
+        Catalog source name, or several (``"mch-radar,knmi-radar"`` or a list) of one kind with
+        the same variables, units and normalisation hint: their stores become one dataset (each
+        store with its own centred crop, all prepared to the same grid).
     data_dir : str or path-like, optional
-        Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``); the store is
-        ``DIR/stores/<source>.zarr``.
+        Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``); the store of each source
+        is ``DIR/stores/<source>.zarr``.
     in_frames, out_frames : int, optional
         ``T_in``, ``T_out``; default per kind (:data:`KIND_DEFAULTS`).
     catalog : Catalog or path, optional
         Catalog object or YAML file; default: the shipped catalog.
-    crop : (y0, y1, x0, x1), "full" or None
-        Store-grid indices; ``"full"`` = whole grid; None = the kind's centred default crop with
-        sides that are multiples of ``coarsen × multiple``.
+    crop : (y0, y1, x0, x1), {source: crop}, "full" or None
+        Store-grid indices (a mapping gives one per source; None inside it = whole grid);
+        ``"full"`` = whole grid; None = the kind's centred default crop (capped by the smallest
+        store grid) with sides that are multiples of ``coarsen × multiple``.
     coarsen : int, optional
         Block size (default per kind).
     tile : (H, W), optional
@@ -1042,13 +1122,13 @@ def source_windows(
     tile_mode : {"random", "grid"}
         Tiling of the train split.
     split : SplitConfig, optional
-        Default: chronological 70/15/15 with a gap of one window.
+        Default: chronological 70/15/15 within each store, with a gap of one window.
     stride : int
         Step between window starts.
     multiple : int
         Downsampling of the network: prepared sides of the default crop are multiples of it.
     stores : sequence of path, optional
-        Several stores of this source to use as one dataset (default: the data dir's store).
+        Stores of a single source to use as one dataset (default: the data dir's store).
     seed : int
         Seed of the random train tiles.
 
@@ -1061,11 +1141,22 @@ def source_windows(
     FileNotFoundError
         When a store does not exist (ingest first).
     ValueError
-        Bad arguments, variables with different transforms, or an empty split.
+        Bad arguments, sources that do not fit together, or an empty split.
     """
     if isinstance(catalog, str | os.PathLike):
         catalog = load_catalog(catalog)
-    spec = get_source(source, catalog)
+    names = source_names(source)
+    specs = [get_source(name, catalog) for name in names]
+    spec = specs[0]
+    for other in specs[1:]:
+        mine = [(v.name, v.units, v.normalisation) for v in spec.variables]
+        theirs = [(v.name, v.units, v.normalisation) for v in other.variables]
+        if other.kind != spec.kind or theirs != mine or other.time_step != spec.time_step:
+            raise ValueError(
+                f"sources {spec.name!r} and {other.name!r} differ in kind, time step or "
+                f"variables/units/normalisation: {spec.kind}/{spec.time_step}/{mine} vs "
+                f"{other.kind}/{other.time_step}/{theirs}"
+            )
     defaults = KIND_DEFAULTS.get(spec.kind)
     window = WindowConfig(
         in_frames if in_frames is not None else defaults.in_frames,
@@ -1074,49 +1165,68 @@ def source_windows(
     )
     split = split or SplitConfig()
     k = coarsen if coarsen is not None else defaults.coarsen
-    paths = [os.fspath(p) for p in stores] if stores else [DataDir.resolve(data_dir).store(source)]
-    for path in paths:
+    if stores and len(names) > 1:
+        raise ValueError(f"stores= applies to a single source, got sources {names}")
+    if stores:
+        paths = [os.fspath(p) for p in stores]
+        owners = [names[0]] * len(paths)
+    else:
+        root = DataDir.resolve(data_dir)
+        paths, owners = [root.store(name) for name in names], list(names)
+    for path, owner in zip(paths, owners, strict=True):
         if not is_url(path) and not os.path.exists(path):
             raise FileNotFoundError(
-                f"no store at {path}; ingest it first: nowcast ingest --source {source}"
+                f"no store at {path}; ingest it first: nowcast ingest --source {owner}"
             )
     hints = [v.normalisation for v in spec.variables]
     if len({(h.transform, h.threshold) for h in hints}) != 1:
         raise ValueError(
-            f"source {source!r}: variables need one transform/threshold to share a "
+            f"source {spec.name!r}: variables need one transform/threshold to share a "
             f"Normalisation, got {[(h.transform, h.threshold) for h in hints]}"
         )
     transform, threshold = hints[0].transform, hints[0].threshold
     variables = spec.variable_names
-    with open_store(paths[0]) as first:
-        ny, nx = first.sizes["y"], first.sizes["x"]
-    if crop is None:
-        crop_box: tuple[int, int, int, int] | None = centred_crop(
-            ny, nx, defaults.crop_size, k * multiple
-        )
-    elif crop == "full":
-        crop_box = None
-    else:
-        crop_box = tuple(int(v) for v in crop)  # type: ignore[assignment]
-    if crop_box == (0, ny, 0, nx):
-        crop_box = None
-    spatial = SpatialConfig(crop=crop_box, coarsen=k)
+    grids = []
+    for path in paths:
+        with open_store(path) as ds:
+            grids.append((ds.sizes["y"], ds.sizes["x"]))
+    # Default crop: the kind's size, capped by the smallest grid so all stores share one shape.
+    want_y, want_x = defaults.crop_size or (max(g[0] for g in grids), max(g[1] for g in grids))
+    common = (min([want_y, *(g[0] for g in grids)]), min([want_x, *(g[1] for g in grids)]))
+    crops: list[tuple[int, int, int, int] | None] = []
+    for (ny, nx), owner in zip(grids, owners, strict=True):
+        wanted: Any = crop[owner] if isinstance(crop, Mapping) else crop
+        if isinstance(crop, Mapping) and owner not in crop:
+            raise ValueError(f"crop mapping {dict(crop)} has no entry for source {owner!r}")
+        if wanted is None and not isinstance(crop, Mapping):
+            box: tuple[int, int, int, int] | None = centred_crop(ny, nx, common, k * multiple)
+        elif wanted is None or wanted == "full":
+            box = None
+        else:
+            box = tuple(int(v) for v in wanted)  # type: ignore[assignment]
+        crops.append(None if box == (0, ny, 0, nx) else box)
+    spatials = [SpatialConfig(crop=box, coarsen=k) for box in crops]
     forward = TRANSFORMS.get(transform).forward
 
     def transformed(frames: np.ndarray) -> np.ndarray:
         return forward(frames, threshold)
 
-    indexes = [scan_store(p, variables, spatial, transformed) for p in paths]
+    indexes = [
+        scan_store(p, variables, sp, transformed) for p, sp in zip(paths, spatials, strict=True)
+    ]
     shapes = {index.shape for index in indexes}
     if len(shapes) != 1:
-        raise ValueError(f"stores {paths} prepare to different grids {sorted(shapes)}; use tiles")
+        raise ValueError(
+            f"stores {paths} prepare to different grids {sorted(shapes)}; choose crops of one size"
+        )
     grid = indexes[0].shape
     splits = build_splits(indexes, window, split)
     counts = splits.counts()
+    label = "+".join(names)
     for name, fraction in zip(SPLITS, split.fractions, strict=True):
         if fraction > 0 and counts[name] == 0:
             raise ValueError(
-                f"source {source!r}: the {name} split has no {window.in_frames}->"
+                f"source {label!r}: the {name} split has no {window.in_frames}->"
                 f"{window.out_frames} window (windows per split: {counts}); use shorter windows, "
                 "a smaller gap or more data"
             )
@@ -1135,13 +1245,16 @@ def source_windows(
     tiled = tuple(int(v) for v in tile) if tile is not None else None
 
     def dataset(name: str, mode: Literal["grid", "random"]) -> ZarrWindows:
-        sp = SpatialConfig(crop=crop_box, coarsen=k, tile=tiled, tile_mode=mode)  # type: ignore[arg-type]
+        per_store = [
+            SpatialConfig(crop=box, coarsen=k, tile=tiled, tile_mode=mode)  # type: ignore[arg-type]
+            for box in crops
+        ]
         return ZarrWindows(
             paths,
             variables,
             splits.windows[name],
             window,
-            sp,
+            per_store,
             grid,
             normalisation.encode,
             fill,
@@ -1149,13 +1262,17 @@ def source_windows(
         )
 
     metadata: dict[str, Any] = {
-        "source": source,
+        "source": label,
+        "sources": list(names),
         "kind": spec.kind,
         "variables": list(variables),
         "units": list(indexes[0].units),
         "time_step": spec.time_step,
         "coarsen": k,
-        "crop": list(crop_box) if crop_box is not None else None,
+        "crop": list(crops[0]) if crops[0] is not None else None,
+        "crops": {o: list(c) if c is not None else None for o, c in zip(owners, crops, strict=True)}
+        if len(names) > 1
+        else None,
         "tile": list(tiled) if tiled is not None else None,
         "grid": list(grid),
         "in_frames": window.in_frames,
@@ -1163,7 +1280,12 @@ def source_windows(
         "stride": window.stride,
         "store": paths[0],
         "stores": list(paths),
-        "split": {"fractions": list(split.fractions), "gap": split.gap_for(window), "by": split.by},
+        "split": {
+            "fractions": list(split.fractions),
+            "gap": split.gap_for(window),
+            "by": split.by,
+            "scope": split.scope,
+        },
         "windows": counts,
         "nan_fill": fill_kind,
         "train_period": splits.periods["train"],
@@ -1172,7 +1294,7 @@ def source_windows(
     }
     log.info(
         "%s: %d/%d/%d train/val/test windows of %d->%d on %s grid, %s",
-        source,
+        label,
         counts["train"],
         counts["val"],
         counts["test"],
@@ -1192,7 +1314,7 @@ def source_windows(
 
 
 def source_splits(
-    source: str,
+    source: str | Sequence[str],
     data_dir: str | os.PathLike[str] | None = None,
     in_frames: int | None = None,
     out_frames: int | None = None,
@@ -1213,32 +1335,43 @@ def source_splits(
 def windows_from_metadata(
     metadata: Mapping[str, Any],
     data_dir: str | os.PathLike[str] | None = None,
-    catalog: Catalog | None = None,
+    catalog: Catalog | str | os.PathLike[str] | None = None,
 ) -> SourceWindows:
-    """Rebuild the windows a checkpoint was trained with (same crop, windows and splits).
+    """Rebuild the windows a checkpoint was trained with (same crops, windows and splits).
 
     Parameters
     ----------
     metadata : mapping
         A checkpoint's ``metadata`` (written by :func:`source_windows`).
     data_dir : str or path-like, optional
-        Where the store lives now; default: the stores recorded in ``metadata``.
-    catalog : Catalog, optional
+        Where the stores live now; default: the stores recorded in ``metadata``.
+    catalog : Catalog or path, optional
     """
     split_meta = metadata.get("split") or {}
     split = SplitConfig(
         tuple(split_meta.get("fractions", (0.7, 0.15, 0.15))),  # type: ignore[arg-type]
         split_meta.get("gap"),
         split_meta.get("by", "time"),
+        split_meta.get("scope", "store"),
     )
-    stores = None if data_dir is not None else metadata.get("stores") or [metadata["store"]]
+    names = metadata.get("sources") or [metadata["source"]]
+    crops = metadata.get("crops")
+    crop: Any = (
+        crops if crops else (metadata["crop"] if metadata.get("crop") is not None else "full")
+    )
+    stores = None
+    if data_dir is None and len(names) == 1:
+        stores = metadata.get("stores") or [metadata["store"]]
+    elif data_dir is None:
+        # several sources: their stores were recorded in source order
+        data_dir = os.path.dirname(os.path.dirname(metadata["stores"][0]))
     return source_windows(
-        metadata["source"],
+        names,
         data_dir,
         int(metadata["in_frames"]),
         int(metadata["out_frames"]),
         catalog,
-        crop=metadata["crop"] if metadata.get("crop") is not None else "full",
+        crop=crop,
         coarsen=int(metadata.get("coarsen", 1)),
         tile=metadata.get("tile"),
         split=split,

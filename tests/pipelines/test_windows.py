@@ -368,3 +368,61 @@ def test_source_windows_defaults_and_errors(tmp_path):
         W.source_windows("synthetic", tmp_path / "elsewhere", catalog=catalog)
     with pytest.raises(ValueError, match="need 70"):
         W.source_windows("synthetic", tmp_path, 8, 6, catalog)
+
+
+def test_one_timeline_across_stores():
+    # Two stores of one step: a = frames at steps 0..19, b = steps 100..119 and 200..219.
+    def index(start, valid):
+        n = len(valid)
+        times = np.datetime64("2020-01-01T00:00") + (start + np.arange(n)) * np.timedelta64(5, "m")
+        return W.StoreIndex(
+            "m", times, valid, np.zeros(n, bool), np.arange(n), STEP, (1, 1), [""], None
+        )
+
+    valid_b = np.zeros(120, bool)
+    valid_b[:20] = valid_b[100:] = True
+    a, b = index(0, np.ones(20, bool)), index(100, valid_b)
+    window = WindowConfig(2, 2)
+    splits = build_splits([a, b], window, SplitConfig((0.34, 0.33, 0.33), 0, "event", "all"))
+    # Events in time order: a (train), b's first (val), b's second (test).
+    assert (splits.labels[0] == TRAIN).all()
+    np.testing.assert_array_equal(splits.labels[1][:20], VAL)
+    np.testing.assert_array_equal(splits.labels[1][100:], TEST)
+    assert splits.counts() == {"train": 17, "val": 17, "test": 17}
+    by_time = build_splits([a, b], window, SplitConfig((0.5, 0.25, 0.25), 4, "time", "all"))
+    # 60 valid frames - 2 gaps x 4 = 52: val 13, test 13, train 26 (a + 6 frames of b).
+    np.testing.assert_array_equal(np.flatnonzero(by_time.labels[1] == TRAIN), range(6))
+    # val starts more than 4 steps after step 105: b's frames 10..19, 100..102 (13 frames)
+    val = np.flatnonzero(by_time.labels[1] == VAL)
+    np.testing.assert_array_equal(val, [*range(10, 20), 100, 101, 102])
+    np.testing.assert_array_equal(np.flatnonzero(by_time.labels[1] == TEST), range(107, 120))
+    assert by_time.periods["train"][0] == "2020-01-01T00:00:00Z"
+
+
+def test_several_sources_with_their_own_crops(tmp_path):
+    from data_catalog.catalog import parse_catalog
+
+    entry = synthetic_catalog().sources["synthetic"].to_dict()
+    entry.pop("name")
+    catalog = parse_catalog({"version": 1, "sources": {"syn-a": entry, "syn-b": entry}})
+    write_store(tmp_path / "stores" / "syn-a.zarr", 40, shape=(8, 12), start="2020-01-01")
+    write_store(tmp_path / "stores" / "syn-b.zarr", 40, shape=(12, 8), start="2021-01-01")
+    got = W.source_windows("syn-a,syn-b", tmp_path, 2, 2, catalog, coarsen=2, multiple=2)
+    meta = got.metadata
+    # Kind default (radar): centred crops of each grid, sides multiples of 4, one common grid.
+    assert meta["source"] == "syn-a+syn-b" and meta["sources"] == ["syn-a", "syn-b"]
+    assert meta["crops"] == {"syn-a": [0, 8, 2, 10], "syn-b": [2, 10, 0, 8]}
+    assert meta["grid"] == [4, 4]
+    assert {r.store for r in got.test.windows} == {0, 1}
+    ref = next(r for r in got.test.windows if r.store == 1)
+    x, _ = got.test[got.test.windows.index(ref)]
+    pixel = np.arange(96).reshape(12, 8)[2:4, 0:2].mean() / 1000  # first block of b's crop
+    expected = got.normalisation.encode(np.full((1, 1, 1, 1), ref.start + pixel, np.float32))
+    np.testing.assert_allclose(x[0, 0, 0, 0].item(), expected.item(), rtol=1e-5)
+    # prepare_frames picks the crop of the store's own source.
+    ds = xr.open_zarr(tmp_path / "stores" / "syn-b.zarr").assign_attrs(source_name="syn-b")
+    assert prepare_frames(ds, meta).shape == (40, 1, 4, 4)
+    again = W.windows_from_metadata(meta, catalog=catalog)
+    assert again.splits.windows == got.splits.windows
+    with pytest.raises(ValueError, match="stores= applies to a single source"):
+        W.source_windows(["syn-a", "syn-b"], tmp_path, catalog=catalog, stores=["x"])
