@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         f"missing:   {len(report.missing)}"
         + (
             f" (first: {', '.join(t.isoformat() for t in report.missing[:5])})"
-            if report.missing
+            if len(report.missing)
             else ""
         )
     )

@@ -60,7 +60,7 @@ Reader = Callable[[str, SourceSpec], Any]
 """``(path, spec) -> Frames | xarray.Dataset`` for one file."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: `missing` is an index (no elementwise ==)
 class IngestReport:
     """What one ingest did.
 
@@ -76,7 +76,7 @@ class IngestReport:
         Frames written by this run (new or rewritten).
     frames_new : int
         Of those, frames that were not in the store before.
-    missing : tuple of pandas.Timestamp
+    missing : pandas.DatetimeIndex
         Timestamps of the ingested period (``[start, end]``, else first..last frame read) on
         the store's time grid that hold no frame after the run.
     first, last : pandas.Timestamp or None
@@ -96,7 +96,7 @@ class IngestReport:
     files: int
     frames_written: int
     frames_new: int
-    missing: tuple[pd.Timestamp, ...]
+    missing: pd.DatetimeIndex
     first: pd.Timestamp | None
     last: pd.Timestamp | None
     store_frames: int
@@ -110,7 +110,7 @@ class IngestReport:
         """One human-readable paragraph (used by the CLI)."""
         span = f"{self.first} .. {self.last}" if self.first is not None else "no frames"
         missing = f"{len(self.missing)} missing"
-        if self.missing:
+        if len(self.missing):
             shown = ", ".join(t.isoformat() for t in self.missing[:3])
             missing += f" (first: {shown}{', ...' if len(self.missing) > 3 else ''})"
         return (
@@ -521,18 +521,18 @@ def ingest_source(
 
 def _missing(
     layout: st.StoreLayout, present: np.ndarray, lo: pd.Timestamp, hi: pd.Timestamp
-) -> tuple[pd.Timestamp, ...]:
+) -> pd.DatetimeIndex:
     """Grid timestamps in ``[lo, hi]`` whose frame is absent (beyond the axis = absent)."""
     step = layout.time_step
     first = layout.time_origin + -(-(lo - layout.time_origin) // step) * step  # ceil onto grid
     if first > hi:
-        return ()
+        return pd.DatetimeIndex([], dtype="datetime64[ns]")
     grid = pd.date_range(first, hi, freq=step)
     idx = layout.index_of(grid)
     inside = idx < len(present)
     absent = ~inside
     absent[inside] = ~present[idx[inside]]
-    return tuple(grid[absent])
+    return grid[absent]
 
 
 def _global_attrs(spec: SourceSpec) -> dict[str, Any]:
