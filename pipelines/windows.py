@@ -50,6 +50,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -72,8 +73,13 @@ log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
 TRAIN, VAL, TEST, UNUSED = 0, 1, 2, -1
-# Frames read per block while scanning a store: bounded memory (block x C x H x W floats).
+# Frames read per block while scanning a store (rounded up to whole time chunks): bounded
+# memory (block x C x H x W floats).
 SCAN_BLOCK_FRAMES = 32
+# Per-process cache of prepared (cropped, coarsened) time-chunk blocks of ZarrWindows: a window
+# overlaps the next one by all but one frame, and decompressing a chunk costs the same whether
+# one or all of its frames are used. 64 MiB keeps memory bounded however large the store is.
+DEFAULT_CACHE_BYTES = 64 * 2**20
 
 
 # ---------------------------------------------------------------------------- configs
@@ -570,6 +576,16 @@ def open_store(path: str | os.PathLike[str]) -> xr.Dataset:
     return xr.open_zarr(os.fspath(path), chunks=None)
 
 
+def time_chunk(ds: xr.Dataset, variables: Sequence[str]) -> int:
+    """Frames per Zarr chunk along ``time`` of the first variable (1 when unknown)."""
+    encoding = ds[variables[0]].encoding
+    preferred = encoding.get("preferred_chunks") or {}
+    if "time" in preferred:
+        return int(preferred["time"])
+    chunks = encoding.get("chunks")
+    return int(chunks[0]) if chunks else 1
+
+
 def read_prepared(
     ds: xr.Dataset, variables: Sequence[str], spatial: SpatialConfig, start: int, stop: int
 ) -> np.ndarray:
@@ -642,9 +658,11 @@ def scan_store(
         total=np.zeros((len(times), n_channels), dtype=np.float64),
         total_sq=np.zeros((len(times), n_channels), dtype=np.float64),
     )
+    chunk = time_chunk(ds, variables)
+    block = -(-SCAN_BLOCK_FRAMES // chunk) * chunk  # whole time chunks
     for a, b in contiguous_runs(present):
-        for start in range(a, b, SCAN_BLOCK_FRAMES):
-            stop = min(b, start + SCAN_BLOCK_FRAMES)
+        for start in range(a - a % chunk, b, block):  # aligned to the chunks
+            start, stop = max(start, a), min(b, start + block)
             frames = read_prepared(ds, variables, spatial, start, stop)  # (t, C, H, W)
             values = transform(frames) if transform is not None else frames
             finite = np.isfinite(values)
@@ -692,12 +710,17 @@ class ZarrWindows(Dataset):
         ``(H, W)`` of the prepared (untiled) grid, for the tile positions.
     seed : int
         Seed of the random tile positions.
+    cache_bytes : int
+        Budget of the per-process cache of prepared blocks (0 = no cache).
 
     Notes
     -----
     Each store is opened on first use in each process (DataLoader worker) and never loaded
-    whole: a sample reads frames ``start .. start + T_in + T_out - 1`` of the cropped area only.
-    ``frames_read`` counts the frames read by this process (useful to check laziness).
+    whole: a sample reads the Zarr time chunks holding frames ``start .. start + T_in + T_out
+    - 1``, of the cropped area only, one aligned block of ``time_chunk`` frames at a time. The
+    prepared blocks (physical units, after crop and coarsening) are kept in a least-recently
+    used cache of at most ``cache_bytes``, so overlapping windows decompress each chunk once.
+    ``frames_read`` counts the frames read from the stores by this process (to check laziness).
     """
 
     def __init__(
@@ -711,6 +734,7 @@ class ZarrWindows(Dataset):
         encode: Any | None = None,
         fill: np.ndarray | None = None,
         seed: int = 0,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self.paths = [os.fspath(p) for p in paths]
         self.variables = list(variables)
@@ -730,7 +754,11 @@ class ZarrWindows(Dataset):
         )
         self.seed = seed
         self.frames_read = 0
+        self.cache_bytes = int(cache_bytes)
         self._handles: dict[int, xr.Dataset] = {}
+        self._chunks: dict[int, int] = {}
+        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._cached_bytes = 0
         self._tiles = self._tile_origins()
         self._rng = np.random.default_rng(seed)
 
@@ -760,13 +788,45 @@ class ZarrWindows(Dataset):
         # Open handles are per process: DataLoader workers reopen their own.
         state = self.__dict__.copy()
         state["_handles"] = {}
+        state["_cache"] = OrderedDict()
+        state["_cached_bytes"] = 0
         return state
 
     def _store(self, index: int) -> xr.Dataset:
-        key = index
-        if key not in self._handles:
-            self._handles[key] = open_store(self.paths[index])
-        return self._handles[key]
+        if index not in self._handles:
+            self._handles[index] = open_store(self.paths[index])
+            self._chunks[index] = time_chunk(self._handles[index], self.variables)
+        return self._handles[index]
+
+    def _block(self, store: int, block: int) -> np.ndarray:
+        """Prepared frames of time chunk ``block`` of ``store``, ``(chunk, C, H, W)``."""
+        key = (store, block)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        ds = self._store(store)
+        chunk = self._chunks[store]
+        start = block * chunk
+        stop = min(start + chunk, ds.sizes["time"])
+        frames = read_prepared(ds, self.variables, self.spatials[store], start, stop)
+        self.frames_read += stop - start
+        if frames.nbytes <= self.cache_bytes:
+            self._cache[key] = frames
+            self._cached_bytes += frames.nbytes
+            while self._cached_bytes > self.cache_bytes:
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_bytes -= dropped.nbytes
+        return frames
+
+    def _read_window(self, store: int, start: int) -> np.ndarray:
+        """Prepared frames ``start .. start + L - 1`` of ``store``, ``(L, C, H, W)``."""
+        self._store(store)
+        chunk = self._chunks[store]
+        stop = start + self.window.length
+        blocks = [self._block(store, b) for b in range(start // chunk, (stop - 1) // chunk + 1)]
+        joined = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # (n·chunk, C, H, W)
+        offset = start - (start // chunk) * chunk
+        return joined[offset : offset + self.window.length].copy()  # never a view of the cache
 
     def read_physical(self, item: int) -> np.ndarray:
         """Sample ``item`` in physical units, ``(T_in + T_out, C, H, W)``, NaN kept."""
@@ -774,14 +834,7 @@ class ZarrWindows(Dataset):
             raise IndexError(f"sample {item} out of range for {len(self)} samples")
         ref = self.windows[item // len(self._tiles)]
         origin = self._tiles[item % len(self._tiles)]
-        frames = read_prepared(
-            self._store(ref.store),
-            self.variables,
-            self.spatials[ref.store],
-            ref.start,
-            ref.start + self.window.length,
-        )  # (L, C, H, W) of the whole prepared grid
-        self.frames_read += self.window.length
+        frames = self._read_window(ref.store, ref.start)  # (L, C, H, W), whole prepared grid
         if self.spatial.tile is not None:
             th, tw = self.spatial.tile
             if origin == (-1, -1):
