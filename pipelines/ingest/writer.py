@@ -25,7 +25,9 @@ a crash in between leaves frames marked absent, and the retry rewrites them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -378,9 +380,7 @@ def write_region(
                 (kept + start, slice(None), slice(None))
             )
         block[index - start] = frames[name].values
-        if use_dask:  # name=False: no sha1 hashing of the whole block (dask's default)
-            block = dask.array.from_array(block, chunks=(tc, yc, xc), name=False)
-        region_vars[name] = (DIMS, block)
+        region_vars[name] = (DIMS, _chunked_view(block, (tc, yc, xc)) if use_dask else block)
     region = xr.Dataset(region_vars)
     region.to_zarr(
         path,
@@ -391,6 +391,21 @@ def write_region(
     group[FRAME_PRESENT][start:stop] = present | in_batch
     log.debug("store %s: wrote frames %d..%d (%d new)", path, start, stop, int(in_batch.sum()))
     return start, stop
+
+
+def _chunked_view(block: np.ndarray, chunks: tuple[int, int, int]) -> dask.array.Array:
+    """A Dask array whose chunks are views of ``block`` (``da.from_array`` would copy and
+    hash the whole block first)."""
+    normal = dask.array.core.normalize_chunks(chunks, block.shape, dtype=block.dtype)
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in normal]
+    name = f"ingest-region-{uuid.uuid4().hex}"
+    graph = {
+        (name, *index): block[
+            tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, index, strict=True))
+        ]
+        for index in itertools.product(*(range(len(c)) for c in normal))
+    }
+    return dask.array.Array(graph, name, normal, dtype=block.dtype)
 
 
 def frame_present_mask(path: str) -> np.ndarray:
