@@ -60,9 +60,15 @@ def physical_units(units: str, path: str, name: str) -> tuple[str, float]:
     return CF_UNITS[key]
 
 
+def _coord(da: xr.DataArray, name: str) -> xr.DataArray | None:
+    """The coordinate variable ``name`` of ``da``, or None (``coords.get`` would invent a
+    0..n-1 index for a dimension without coordinates)."""
+    return da.coords[name] if name in da.coords else None
+
+
 def _spatial_dim(da: xr.DataArray, axis: str, names: tuple[str, ...], path: str) -> str:
     for dim in da.dims:
-        coord = da.coords.get(dim)
+        coord = _coord(da, dim)
         attrs = coord.attrs if coord is not None else {}
         if attrs.get("axis", "").upper() == axis or attrs.get("standard_name") in names:
             return str(dim)
@@ -137,7 +143,7 @@ def _check_coords(
         raise ValueError(
             f"{path}: grid shape {da.shape[1:]} != {grid.shape} of source {spec.name!r}"
         )
-    xc = da.coords.get(xdim)
+    xc = _coord(da, xdim)
     geographic = xc is not None and (
         xc.attrs.get("standard_name") == "longitude"
         or str(xc.attrs.get("units", "")).startswith("degree")
@@ -145,7 +151,7 @@ def _check_coords(
     crs = file_crs(ds, da, geographic, path)
     if crs is not None:
         check_crs(crs, spec, path)
-    if xc is None or da.coords.get(ydim) is None:
+    if xc is None or _coord(da, ydim) is None:
         return ""
     scale = 1.0
     if not grid.is_geographic:

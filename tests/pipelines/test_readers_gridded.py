@@ -197,3 +197,70 @@ def test_grib_errors(era5, tmp_path):
     celsius["variables"] = [celsius["variables"][0] | {"units": "degC", "valid_range": [-90, 60]}]
     ds_c = read_source_frames(SourceSpec.from_dict(celsius), [path])
     assert ds_c.air_temperature.attrs["units"] == "degC"
+
+
+PS_CRS = "+proj=stere +lat_0=90 +lon_0=0 +lat_ts=60 +R=6371229 +units=m +no_defs"
+
+
+def _ps_spec(crs: str = PS_CRS) -> SourceSpec:
+    return SourceSpec.from_dict(
+        {
+            "name": "grib-ps",
+            "kind": "radar",
+            "reader": "grib",
+            "path": "/tmp/ps.grib2",
+            "time_step": "1h",
+            "variables": [{"name": "precipitation_rate", "units": "mm/h", "source": "prate"}],
+            "grid": {"crs": crs, "shape": [4, 5], "extent": [0, 50000, -3690000, -3650000]},
+        }
+    )
+
+
+def _write_polar_stereographic_grib2(path) -> np.ndarray:
+    """Two hourly GRIB2 ``prate`` (kg m-2 s-1) fields on a 4 x 5, 10-km polar stereographic
+    grid, first point in the south-west, rows going north (jScansPositively = 1)."""
+    spec = _ps_spec()
+    to_ll = pyproj.Transformer.from_crs(PS_CRS, "EPSG:4326", always_xy=True)
+    lon0, lat0 = to_ll.transform(spec.grid.x_coords()[0], spec.grid.y_coords()[-1])
+    values = np.arange(2 * 20, dtype=float).reshape(2, 4, 5) * 1e-4  # (T, rows south->north, W)
+    with open(path, "wb") as handle:
+        for hour in range(2):
+            gid = eccodes.codes_grib_new_from_samples("polar_stereographic_pl_grib2")
+            eccodes.codes_set(gid, "typeOfLevel", "surface")
+            for key, value in {
+                "parameterCategory": 1,
+                "parameterNumber": 7,
+                "Nx": 5,
+                "Ny": 4,
+            }.items():
+                eccodes.codes_set_long(gid, key, value)  # category 1 number 7: prate
+            eccodes.codes_set_long(gid, "shapeOfTheEarth", 6)  # sphere R = 6371229 m
+            eccodes.codes_set_long(gid, "jScansPositively", 1)
+            eccodes.codes_set(gid, "LaDInDegrees", 60.0)
+            eccodes.codes_set(gid, "orientationOfTheGridInDegrees", 0.0)
+            eccodes.codes_set(gid, "DxInMetres", 10000.0)
+            eccodes.codes_set(gid, "DyInMetres", 10000.0)
+            eccodes.codes_set(gid, "latitudeOfFirstGridPointInDegrees", lat0)
+            eccodes.codes_set(gid, "longitudeOfFirstGridPointInDegrees", lon0 % 360)
+            eccodes.codes_set_long(gid, "dataDate", 20200101)
+            eccodes.codes_set_long(gid, "dataTime", hour * 100)
+            eccodes.codes_set_values(gid, values[hour].ravel())
+            eccodes.codes_write(gid, handle)
+            eccodes.codes_release(gid)
+    return values
+
+
+def test_projected_grib2_is_checked_by_its_points(tmp_path):
+    path = tmp_path / "ps.grib2"
+    values = _write_polar_stereographic_grib2(path)
+    ds = read_source_frames(_ps_spec(), [str(path)])
+    rate = ds.precipitation_rate.values
+    np.testing.assert_array_equal(
+        ds.time.values, np.array(["2020-01-01T00:00", "2020-01-01T01:00"], "datetime64[ns]")
+    )
+    # catalog row 0 is the northern row = the last row written; kg m-2 s-1 x 3600 = mm/h
+    np.testing.assert_allclose(rate, values[:, ::-1, :] * 3600, rtol=1e-4, atol=1e-4)
+    assert "flipped rows" in ds.precipitation_rate.attrs["conversion"]
+    moved = _ps_spec("+proj=stere +lat_0=90 +lon_0=10 +lat_ts=60 +R=6371229 +units=m")
+    with pytest.raises(ValueError, match=rf"{path}: the polar_stereographic grid does not match"):
+        read_source_frames(moved, [str(path)])
