@@ -111,11 +111,14 @@ class EvaluationPlan:
         Scores per lead time.
     image_scores : bool
         Also SSIM and PSNR (``data_range`` = range of the evaluated observations).
+    threshold_units : str, optional
+        Units the score thresholds are given in; the variables must have them.
     """
 
     baselines: tuple[str, ...]
     scores: tuple[ScoreRequest, ...]
     image_scores: bool = False
+    threshold_units: str | None = None
 
     def __post_init__(self) -> None:
         for name in self.baselines:
@@ -142,6 +145,7 @@ PLANS.add(
             ScoreRequest("fss", threshold=t, scale=n) for t in FSS_THRESHOLDS for n in FSS_SCALES
         ),
         image_scores=True,
+        threshold_units="mm/h",
     ),
 )
 PLANS.add(
@@ -563,6 +567,11 @@ def evaluate_source(
         units = store[frames.attrs["variables"][0]].attrs.get("units", "")
     result = concat_forecasts(parts)
     result.observation.attrs["units"] = units
+    if plan.threshold_units is not None and units != plan.threshold_units:
+        raise ValueError(
+            f"{source}: score thresholds are in {plan.threshold_units!r} but the variable is in "
+            f"{units!r}"
+        )
     scores = score_forecasts(result, plan.scores, plan.image_scores)
     report_dir = root.reports(source)
     mse_ok = _beats(scores, "mse")
