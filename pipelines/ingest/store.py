@@ -24,9 +24,11 @@ Growth (the append trap of ``ecosystem.md`` §4)
     readers still see the old, consistent store, and :func:`recover` (run before every
     write) rolls the growth forward. Nothing is written beyond the axis except fill values.
 Creation
-    The template is written into a hidden sibling directory and renamed into place, so a
-    store path either does not exist or holds a complete, readable template (local paths;
-    for fsspec URLs the template is written in place).
+    A one-chunk template (metadata, coords, ``crs``; no data chunks) is written with xarray into
+    a hidden sibling directory, grown there to its full length by :func:`grow` (a metadata
+    resize, so a years-long 5-min axis costs no Dask graph) and renamed into place: a store
+    path either does not exist or holds a complete, readable store (local paths; for fsspec
+    URLs the template is written in place).
 Concurrency
     One writer per store: :func:`store_lock` holds an ``fcntl`` lock on ``<store>.lock``
     (released by the OS if the process dies). Dask workers write disjoint, chunk-aligned
