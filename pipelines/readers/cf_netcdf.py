@@ -9,7 +9,9 @@ catalog's; 1-D ``longitude``/``latitude`` coords without a grid mapping are take
 The file's x/y coordinates (km are taken to m) must equal the catalog grid's pixel centres; a
 grid stored south-up is flipped to the catalog's ``y_origin`` (said in the ``conversion`` attr).
 Units are read from the variable's ``units`` attr (:data:`CF_UNITS`); unknown units are an error.
-Times are decoded by xarray and taken as UTC. A file may hold several times.
+Times are decoded by xarray and taken as UTC: the datetime coordinate along the variable's one
+non-spatial dim (``time``, or ``valid_time`` as in new CDS ERA5 files), a scalar datetime
+coordinate, or ``reader_options.time_coord``. A file may hold several times.
 """
 
 from __future__ import annotations
@@ -92,10 +94,40 @@ def file_crs(ds: xr.Dataset, da: xr.DataArray, geographic: bool, path: str) -> p
     return pyproj.CRS("EPSG:4326") if geographic else None
 
 
-def frames_from_dataarrays(
-    ds: xr.Dataset, spec: SourceSpec, path: str, time_name: str = "time"
-) -> Frames:
-    """Frames from the ``source`` variables of an open dataset (shared with the GRIB reader)."""
+def _is_time(coord: xr.DataArray) -> bool:
+    return bool(np.issubdtype(coord.dtype, np.datetime64))
+
+
+def _time_coord(da: xr.DataArray, tdims: list[str], spec: SourceSpec, path: str) -> str:
+    """Name of the datetime coordinate giving ``da``'s frame times.
+
+    ``reader_options.time_coord`` names it; otherwise it is the datetime coordinate along the
+    one non-spatial dim (``time``, ``valid_time``...), or the one scalar datetime coordinate.
+    """
+    wanted = spec.reader_options.get("time_coord")
+    if wanted is not None:
+        if wanted not in da.coords or not _is_time(da.coords[wanted]):
+            raise ValueError(f"{path}: no datetime coordinate {wanted!r} (reader_options)")
+        return str(wanted)
+    if tdims:
+        shape = (tdims[0],)
+        names = [str(c) for c in da.coords if da.coords[c].dims == shape and _is_time(da.coords[c])]
+    else:
+        names = [str(c) for c in da.coords if da.coords[c].ndim == 0 and _is_time(da.coords[c])]
+    if len(names) != 1:
+        raise ValueError(
+            f"{path}: variable {da.name!r} needs exactly one datetime coordinate "
+            f"{'along ' + repr(tdims[0]) if tdims else '(scalar)'}, found {names}; set "
+            "reader_options.time_coord"
+        )
+    return names[0]
+
+
+def frames_from_dataarrays(ds: xr.Dataset, spec: SourceSpec, path: str) -> Frames:
+    """Frames from the ``source`` variables of an open dataset (shared with the GRIB reader).
+
+    Each variable needs two spatial dims and at most one other dim carrying the times.
+    """
     data, notes, times = {}, {}, None
     for var in spec.variables:
         if var.source not in ds.data_vars:
@@ -103,21 +135,20 @@ def frames_from_dataarrays(
                 f"{path}: no variable {var.source!r} (for {var.name!r}); has {list(ds.data_vars)}"
             )
         da = ds[var.source]
-        if time_name not in da.coords:
-            raise ValueError(f"{path}: variable {var.source!r} has no {time_name!r} coordinate")
         xdim = _spatial_dim(da, "X", _X_NAMES, path)
         ydim = _spatial_dim(da, "Y", _Y_NAMES, path)
-        tdims = [d for d in da.dims if d not in (xdim, ydim)]
-        if len(tdims) > 1 or (tdims and da.coords[time_name].dims != (tdims[0],)):
+        tdims = [str(d) for d in da.dims if d not in (xdim, ydim)]
+        if len(tdims) > 1:
             raise ValueError(
-                f"{path}: variable {var.source!r} has dims {da.dims}; expected a time dim "
-                "and two spatial dims"
+                f"{path}: variable {var.source!r} has dims {da.dims}; expected one time dim "
+                "and two spatial dims (select the others first)"
             )
-        if not tdims:  # one time as a scalar coordinate
-            da = da.expand_dims(time_name if time_name not in da.dims else "_t")
-            tdims = [da.dims[0]]
-        da = da.transpose(tdims[0], ydim, xdim)
+        time_name = _time_coord(da, tdims, spec, path)
         frame_times = np.atleast_1d(da.coords[time_name].values).astype("datetime64[ns]")
+        if not tdims:  # one time as a scalar coordinate
+            da = da.drop_vars(time_name).expand_dims("_time")
+            tdims = ["_time"]
+        da = da.transpose(tdims[0], ydim, xdim)
         if times is not None and not np.array_equal(times, frame_times):
             raise ValueError(f"{path}: variables have different times")
         times = frame_times

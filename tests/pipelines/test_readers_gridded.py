@@ -264,3 +264,30 @@ def test_projected_grib2_is_checked_by_its_points(tmp_path):
     moved = _ps_spec("+proj=stere +lat_0=90 +lon_0=10 +lat_ts=60 +R=6371229 +units=m")
     with pytest.raises(ValueError, match=rf"{path}: the polar_stereographic grid does not match"):
         read_source_frames(moved, [str(path)])
+
+
+def test_era5_as_cds_netcdf_reads_like_the_grib(era5, tmp_path):
+    """ERA5 from the new CDS as netCDF: dims (valid_time, latitude, longitude), latitude
+    descending, degrees coords, no grid mapping -> the same frames as the GRIB file."""
+    spec, _, ds = era5
+    sub = ds.air_temperature.isel(time=slice(0, 3))
+    cds = xr.Dataset(
+        {"t2m": (("valid_time", "latitude", "longitude"), sub.values, {"units": "K"})},
+        coords={
+            "valid_time": sub.time.values,
+            "latitude": ("latitude", ds.y.values, {"units": "degrees_north"}),
+            "longitude": ("longitude", ds.x.values, {"units": "degrees_east"}),
+            "number": 0,
+        },
+    )
+    path = tmp_path / "era5_t2m.nc"
+    cds.to_netcdf(path)
+    nc_spec = SourceSpec.from_dict(spec.to_dict() | {"reader": "cf-netcdf", "path": str(path)})
+    got = read_source_frames(nc_spec, [str(path)])
+    np.testing.assert_array_equal(got.air_temperature.values, sub.values)
+    np.testing.assert_array_equal(got.time.values, sub.time.values)
+    south_up = cds.isel(latitude=slice(None, None, -1))
+    flipped = tmp_path / "era5_t2m_south_up.nc"
+    south_up.to_netcdf(flipped)
+    got = read_source_frames(nc_spec, [str(flipped)])
+    np.testing.assert_array_equal(got.air_temperature.values, sub.values)
