@@ -396,12 +396,21 @@ class SimVPModule(L.LightningModule):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        self._compiled = False
         self.model_config = model_config
         self.train_config = train_config
         self.normalisation = normalisation
         self.model = SimVP(model_config)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def setup(self, stage: str) -> None:
+        # In every process (after a spawn), once: compile the network in place
+        # (nn.Module.compile keeps the state-dict keys); Lightning's own hooks and
+        # self.log stay eager.
+        if self.train_config.compile and not self._compiled:
+            self.model.compile()
+            self._compiled = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T_in, C, H, W)`` → ``(B, T_out, C, H, W)``."""
@@ -609,12 +618,10 @@ def fit(
         torch.set_float32_matmul_precision("high")  # TF32 for the fp32 parts
     L.seed_everything(tc.seed, workers=True, verbose=False)
 
+    n_train = len(splits.train)  # type: ignore[arg-type]
+    if n_train < tc.batch_size:
+        raise ValueError(f"train split has {n_train} samples, fewer than {tc.batch_size=}")
     module = SimVPModule(model_config, tc, splits.normalisation, runtime["channels_last"])
-    fit_module: Any = torch.compile(module) if tc.compile else module
-    if len(splits.train) < tc.batch_size:  # type: ignore[arg-type]
-        raise ValueError(
-            f"train split has {len(splits.train)} samples, fewer than batch_size={tc.batch_size}"  # type: ignore[arg-type]
-        )
     eval_batch = tc.val_batch_size or tc.batch_size
     train_loader = _loader(splits.train, tc.batch_size, True, tc, on_cuda)
     val_loader = _loader(splits.val, eval_batch, False, tc, on_cuda)
@@ -663,13 +670,11 @@ def fit(
         num_sanity_val_steps=0,
         default_root_dir=out,
     )
-    trainer.fit(
-        fit_module, train_loader, val_loader, ckpt_path=str(resume_path) if resume else None
-    )
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_path) if resume else None)
     best = checkpointing.best_model_path
     if not best:
         raise RuntimeError(f"no validation score was recorded, so no checkpoint in {ckpt_dir}")
-    test_scores = trainer.test(fit_module, test_loader, ckpt_path=best, verbose=False)
+    test_scores = trainer.test(module, test_loader, ckpt_path=best, verbose=False)
     scores = {k.removeprefix("test/"): float(v) for k, v in test_scores[0].items()}
     scores["rmse"] = math.sqrt(scores["mse"])
     best_state, scores["val_loss"] = _read_best(best)
