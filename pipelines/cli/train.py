@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     """Train and print the checkpoint path and the test metrics."""
     options = _training_options(args)
     if args.source == "moving-mnist":
+        if args.catalog is not None:
+            raise ValueError("--catalog does not apply to --source moving-mnist (no store)")
         from pipelines.training import DEFAULT_PRESET, train_moving_mnist
 
         result = train_moving_mnist(

@@ -87,6 +87,11 @@ def test_train_rejects_mmnist_options_for_other_sources(capsys: pytest.CaptureFi
     assert "--samples-per-epoch only apply to --source moving-mnist" in capsys.readouterr().err
 
 
+def test_train_rejects_catalog_for_moving_mnist(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--source=moving-mnist", "--catalog=x.yaml"]) == 2
+    assert "--catalog does not apply" in capsys.readouterr().err
+
+
 def test_train_rejects_preset_with_other_shape(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

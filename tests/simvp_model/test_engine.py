@@ -152,3 +152,17 @@ def test_channels_last_training_exports_plain_weights(tmp_path: Path) -> None:
     assert all(t.is_contiguous() for t in loaded.model.state_dict().values())
     rescored = evaluate_predictor(loaded.model, splits.test, splits.normalisation, batch_size=8)
     assert rescored["mse"] == pytest.approx(result.metrics["mse"], rel=1e-4)
+
+
+def test_time_budget_stops_after_an_epoch_and_resume_continues(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    splits = DataSplits(squares(16, 0), squares(4, 1), squares(4, 2), Normalisation.identity())
+    first = fit(TINY, quiet(epochs=3, max_minutes=1e-5), splits, tmp_path)
+    assert len(first.history) == 1  # budget exceeded: stopped after the first full epoch
+    assert load_checkpoint(first.checkpoint_path).metadata["engine"]["global_step"] == 2
+    resumed = fit(TINY, quiet(epochs=3), splits, tmp_path, resume=True)
+    assert [row["epoch"] for row in resumed.history] == [0, 1, 2]
+    engine = load_checkpoint(resumed.checkpoint_path).metadata["engine"]
+    assert engine["global_step"] == 6 and engine["epochs_completed"] == 3
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        fit(TINY, quiet(), splits, tmp_path / "fresh", resume=True)
