@@ -248,18 +248,22 @@ def _check_values(
     values: np.ndarray, name: str, valid_range: tuple[float, float], units: str, label: str
 ) -> None:
     """Raise unless every value is NaN or finite inside ``valid_range``."""
+    lo, hi = valid_range
+    smallest = np.fmin.reduce(values, axis=None)  # NaN-skipping; NaN only if all NaN
+    largest = np.fmax.reduce(values, axis=None)
+    finite = np.isfinite(smallest) and np.isfinite(largest)
+    if np.isnan(smallest) or (finite and lo <= smallest and largest <= hi):
+        return  # the common case: two passes over the data, no temporaries
     infinite = np.isinf(values)
     if infinite.any():
         raise IngestError(f"{label}: variable {name!r} holds {int(infinite.sum())} infinite values")
-    lo, hi = valid_range
     with np.errstate(invalid="ignore"):
         outside = (values < lo) | (values > hi)
-    if outside.any():
-        bad = values[outside]
-        raise IngestError(
-            f"{label}: variable {name!r} has {bad.size} values outside the valid range "
-            f"[{lo}, {hi}] {units} (min {float(bad.min())}, max {float(bad.max())})"
-        )
+    bad = values[outside]
+    raise IngestError(
+        f"{label}: variable {name!r} has {bad.size} values outside the valid range "
+        f"[{lo}, {hi}] {units} (min {float(bad.min())}, max {float(bad.max())})"
+    )
 
 
 def check_against_store(ds: xr.Dataset, store: xr.Dataset, label: str) -> None:
@@ -372,7 +376,12 @@ def write_region(
     keep = present & ~in_batch  # frames already in the store that this batch leaves alone
     ny, nx = frames.sizes[voc.Y], frames.sizes[voc.X]
     region_vars = {}
+    covers = len(index) == stop - start  # the frames fill the region: write them as they are
     for name in layout.variables:
+        if covers:
+            block = np.ascontiguousarray(frames[name].values, dtype="float32")  # (T, H, W)
+            region_vars[name] = (DIMS, _chunked_view(block, (tc, yc, xc)) if use_dask else block)
+            continue
         block = np.full((stop - start, ny, nx), np.nan, dtype="float32")  # (T_region, H, W)
         if keep.any():
             kept = np.flatnonzero(keep)
