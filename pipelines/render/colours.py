@@ -12,12 +12,14 @@ reflectivity and count scales are transparent, so the map shows through where no
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.colorizer import Colorizer
 from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap, Normalize
 
 from simvp_model.registry import Registry
@@ -49,6 +51,11 @@ class ColourScale:
     norm: Normalize
     convert: Callable[[np.ndarray], np.ndarray]
     extend: str = "max"
+
+    @functools.cached_property
+    def colorizer(self) -> Colorizer:
+        """A matplotlib ``Colorizer`` of ``cmap``/``norm`` to share between images."""
+        return Colorizer(self.cmap, self.norm)
 
     def colours(self, values: np.ndarray) -> np.ndarray:
         """RGBA ``(..., 4)`` floats of ``values`` given in the variable's units."""

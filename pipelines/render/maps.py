@@ -113,8 +113,7 @@ def draw_field(ax: object, values: np.ndarray, grid: MapGrid, scale: ColourScale
         extent=grid.extent,
         origin=grid.origin,
         transform=grid.projection,
-        cmap=scale.cmap,
-        norm=scale.norm,
+        colorizer=scale.colorizer,  # one shared cmap/norm for all panels (cheap to attach)
         interpolation="nearest",
         zorder=2,
     )
