@@ -139,6 +139,12 @@ def train_moving_mnist(
         recipe["epochs"] = epochs
     recipe.update({k: v for k, v in overrides.items() if v is not None})
     train_config = TrainConfig(**recipe)
+    if not torch.cuda.is_available() and preset != "mmnist-small":
+        logger.warning(
+            "training preset %s on the CPU: published presets need a GPU (hours per epoch "
+            "here); mmnist-small trains in minutes",
+            preset,
+        )
     target = out_dir if out_dir is not None else _models_dir(data_dir)
     splits = moving_mnist_splits(
         model_config.in_frames,
