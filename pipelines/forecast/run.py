@@ -318,16 +318,17 @@ def _predict(loaded: LoadedModelLike, frames: np.ndarray, horizon: int) -> np.nd
 
 
 def physical_fill(normalisation: Any) -> np.ndarray:
-    """Per-channel physical value for NaN pixels, as in training: ``(C,)`` float32.
+    """Per-channel physical value for NaN pixels, exactly as in training: ``(C,)`` float32.
 
-    ``identity``: the training mean (``decode(0)``); other transforms (``log1p``, ``dbr``):
-    physical zero (no rain, no counts).
+    Decodes :func:`pipelines.windows.nan_fill_values`: physical zero for ``log1p``/``dbr`` (no
+    rain, no counts), the training mean for ``identity``.
     """
+    from pipelines.windows import nan_fill_values
+
     C = int(normalisation.channels)
-    if normalisation.transform == "identity":
-        zeros = np.zeros((C, 1, 1), dtype=np.float32)
-        return np.asarray(normalisation.decode(zeros), dtype=np.float32).reshape(C)
-    return np.zeros(C, dtype=np.float32)
+    _, fill = nan_fill_values(normalisation)  # (C,) normalised
+    decoded = normalisation.decode(np.asarray(fill, dtype=np.float32).reshape(1, C, 1, 1))
+    return np.asarray(decoded, dtype=np.float32).reshape(C)
 
 
 # ----------------------------------------------------------------------------- grid
@@ -567,12 +568,15 @@ def run_forecast(
 
 def _preparation(metadata: Mapping[str, Any], variables: list[str]) -> dict[str, Any]:
     crop = metadata.get("crop")
-    return {
+    preparation = {
         "variables": variables,
         "crop": None if crop is None else [int(v) for v in crop],
         "coarsen": int(metadata.get("coarsen", 1) or 1),
         "in_frames": int(metadata["in_frames"]),
     }
+    if metadata.get("crops"):  # multi-source models: prepare_frames picks the store's own crop
+        preparation["crops"] = {str(k): v for k, v in dict(metadata["crops"]).items()}
+    return preparation
 
 
 def _var_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:

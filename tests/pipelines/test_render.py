@@ -32,20 +32,21 @@ def offline(tmp_path, monkeypatch):
         yield
 
 
-@pytest.fixture
-def forecast_run(tmp_path, monkeypatch, offline):
-    """A forecast of the synthetic store (lead k = last frame + k), rendered."""
-    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
-    monkeypatch.setattr(frun, "_predict", fake_predict)
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    """A forecast of the synthetic store (lead k = last frame + k), rendered offline once."""
+    data_dir = tmp_path_factory.mktemp("render")
+    obs_store(data_dir / "stores" / f"{SOURCE}.zarr")
     figures = []
     real_close = maps.plt.close
-
-    def keep(fig):  # keep the PNG's figure to locate its map panels
-        figures.append(fig)
-
-    monkeypatch.setattr(maps.plt, "close", keep)
-    result = run_forecast(SOURCE, data_dir=tmp_path, checkpoint=FakeLoaded(), render=True)
-    yield result, figures[0]
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        warnings.simplefilter("error", cartopy.io.DownloadWarning)
+        patch.setitem(cartopy.config, "data_dir", str(data_dir / "empty-cartopy-data"))
+        patch.setitem(cartopy.config, "pre_existing_data_dir", "")
+        patch.setattr(frun, "_predict", fake_predict)
+        patch.setattr(maps.plt, "close", figures.append)  # keep the PNG's figure for its axes
+        result = run_forecast(SOURCE, data_dir=data_dir, checkpoint=FakeLoaded(), render=True)
+        yield data_dir, result, figures[0]
     for fig in figures:
         real_close(fig)
 
@@ -65,7 +66,7 @@ def _count_colour(pixels: np.ndarray, colour: str, tol: int = 6) -> int:
 
 
 def test_png_shows_coastlines_and_data_colours(forecast_run):
-    result, fig = forecast_run
+    _, result, fig = forecast_run
     png, gif = result.figures
     assert png.endswith("synthetic_precipitation_rate_20210601T1255Z.png")
     image = np.asarray(Image.open(png).convert("RGB"))
@@ -130,12 +131,12 @@ def test_colour_scales_pinned():
         COLOUR_SCALES.get("rainbow")
 
 
-def test_render_cli_rerenders_from_store(forecast_run, tmp_path, capsys):
-    result, _ = forecast_run
+def test_render_cli_rerenders_from_store(forecast_run, offline, tmp_path, capsys):
+    data_dir, _, _ = forecast_run
     out = tmp_path / "rerendered"
     rc = main(
         ["render", "--source", SOURCE, "--init-time", "2021-06-01T12:55", "--data-dir",
-         str(tmp_path), "--out-dir", str(out), "--no-animation", "--panels", "2"]
+         str(data_dir), "--out-dir", str(out), "--no-animation", "--panels", "2"]
     )  # fmt: skip
     assert rc == 0
     (png,) = out.glob("*.png")
@@ -144,6 +145,6 @@ def test_render_cli_rerenders_from_store(forecast_run, tmp_path, capsys):
     blob = mcolors.to_hex(scale_for({"units": "mm/h"}).colours(np.array(12.0)))
     assert _count_colour(image, blob) > 400  # observed inputs re-read + 2 lead panels
     rc = main(["render", "--source", SOURCE, "--init-time", "2021-06-01T11:00", "--data-dir",
-               str(tmp_path)])  # fmt: skip
+               str(data_dir)])  # fmt: skip
     assert rc == 2
     assert "no complete forecast for init time" in capsys.readouterr().err
