@@ -11,8 +11,8 @@ NaN. ``threshold`` is the transform's only parameter (``None`` when unused).
 - ``identity``: no change (fields already O(1), e.g. Moving MNIST intensities in [0, 1]).
 - ``log1p``: ``log(1 + x)`` for counts (crowd flows); inverse ``expm1``.
 - ``dbr``: rain rate R [mm/h] to ``10·log10(max(R, threshold))`` [dBR]; the inverse maps
-  values at or below ``10·log10(threshold)`` back to 0 mm/h (no rain), others to
-  ``10**(dBR/10)``.
+  values at or below ``10·log10(threshold)`` (within :data:`DBR_ROUNDOFF_DB`) back to 0 mm/h
+  (no rain), others to ``10**(dBR/10)``.
 
 Arrays are ``(..., C, H, W)``: the channel axis is the third from last, so the same object
 works on ``(T, C, H, W)`` and ``(B, T, C, H, W)`` numpy arrays and torch tensors.
@@ -33,6 +33,9 @@ from simvp_model.registry import Registry
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 CHANNEL_AXIS = -3  # (..., C, H, W)
+# dBR tolerance of "at the threshold" in the inverse: float32 round-off of the affine map is
+# ~1e-5 dB; 1e-3 dB is a 0.02 % rain-rate difference.
+DBR_ROUNDOFF_DB = 1e-3
 
 
 class Transform(Protocol):
@@ -88,7 +91,8 @@ class _DBR:
 
     def inverse(self, y: ArrayT, threshold: float | None) -> ArrayT:
         self.check_threshold(threshold)
-        floor_db = 10.0 * math.log10(threshold)  # type: ignore[arg-type]
+        # values within float32 round-off of the floor (after the affine map) count as "at" it
+        floor_db = 10.0 * math.log10(threshold) + DBR_ROUNDOFF_DB  # type: ignore[arg-type]
         if _is_torch(y):
             rate = torch.pow(torch.as_tensor(10.0, dtype=y.dtype, device=y.device), y / 10.0)
             return torch.where(y <= floor_db, torch.zeros_like(y), rate)

@@ -63,6 +63,18 @@ def test_dbr_threshold_behaviour() -> None:
     assert torch.isnan(back_t[0, 0, 5])
 
 
+@pytest.mark.parametrize("offset,scale,threshold", [(5.3, 7.3, 0.1), (-3.1, 13.7, 0.01)])
+def test_dbr_threshold_survives_affine_round_off(
+    offset: float, scale: float, threshold: float
+) -> None:
+    norm = Normalisation("dbr", (offset,), (scale,), threshold)
+    rain = np.array([0.0, threshold / 2, threshold, 0.2, 30.0], dtype=np.float32).reshape(1, 1, 5)
+    expected = [0.0, 0.0, 0.0, 0.2, 30.0]
+    np.testing.assert_allclose(norm.decode(norm.encode(rain))[0, 0], expected, rtol=1e-5)
+    back = norm.decode(norm.encode(torch.from_numpy(rain)))
+    np.testing.assert_allclose(back.numpy()[0, 0], expected, rtol=1e-5)
+
+
 def test_dbr_needs_positive_threshold() -> None:
     with pytest.raises(ValueError, match="threshold"):
         Normalisation("dbr")
