@@ -28,7 +28,7 @@ def _windows(n: int, seed: int) -> TensorDataset:
 
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
-def test_ddp_spawn_two_cpu_processes(tmp_path: Path) -> None:
+def test_ddp_two_cpu_processes_gloo(tmp_path: Path) -> None:
     splits = DataSplits(_windows(16, 0), _windows(8, 1), _windows(8, 2), Normalisation.identity())
     config = TrainConfig(
         epochs=1,
