@@ -382,7 +382,8 @@ def write_region(
             block = np.ascontiguousarray(frames[name].values, dtype="float32")  # (T, H, W)
             region_vars[name] = (DIMS, _chunked_view(block, (tc, yc, xc)) if use_dask else block)
             continue
-        block = np.full((stop - start, ny, nx), np.nan, dtype="float32")  # (T_region, H, W)
+        block = np.empty((stop - start, ny, nx), dtype="float32")  # (T_region, H, W)
+        block[~(in_batch | keep)] = np.nan  # slots with no frame (each page written once)
         if keep.any():
             kept = np.flatnonzero(keep)
             block[kept] = group[name].get_orthogonal_selection(
