@@ -96,6 +96,7 @@ def evaluate(
         tasks.artifact_key("evaluation", source),
         report.table_rows(),
         f"Scores per lead time on {source}; files in {report.directory}",
+        log=False,  # dozens of rows (score x threshold x scale x method): see the artifact
     )
     get_run_logger().info("evaluation of %s written to %s", source, report.directory)
     return report

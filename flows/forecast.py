@@ -1,9 +1,11 @@
 """The ``forecast`` flow (hourly): newest checkpoint + latest inputs → forecast store + map.
 
-By default (``init_time=None``, as in the hourly schedule) the forecast starts from the
-observation store's last time step, falling back to the newest complete input window when
-frames are missing (``fallback="latest-complete"``, recorded in the forecast's provenance).
-A manual run may name ``init_time``; then nothing is substituted unless asked.
+By default (``init_time=None``, as in the hourly schedule) the forecast starts from the newest
+observation at or before ``as_of`` (the newest ``frame_present`` time of the store: stores
+grow in whole chunks, so their last time steps may be empty slots), falling back to the
+newest complete input window when frames inside the window are missing
+(``fallback="latest-complete"``, recorded in the forecast's provenance). A manual run may name
+``init_time``; then nothing is substituted unless asked.
 
 Stale inputs: the flow compares the forecast's init time with ``as_of``, the time the
 forecast was wanted for (the run's scheduled start; now for a manual run). When the inputs
@@ -22,18 +24,58 @@ store's per-``init_time`` writes are idempotent).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger
 from pydantic import Field
 
+from data_catalog.paths import DataDir, is_url
 from flows import tasks
 from flows._common import as_utc, check_source, resolve_data_dir
 
-#: Inputs older than this (relative to ``as_of``) are reported stale. Radar composites arrive
-#: with a few minutes' latency and ingest runs hourly, so up to 1 h + latency is normal.
-MAX_INPUT_AGE_MINUTES = 75.0
+#: Inputs older than this (relative to ``as_of``) are reported stale. The ingest runs at minute
+#: 0 and the forecast at minute 5, so fresh inputs are 5-15 min old (radar latency included).
+MAX_INPUT_AGE_MINUTES = 30.0
+
+
+def newest_observation(store_path: str, as_of: datetime) -> datetime | None:
+    """Newest time with an observation (``frame_present``) at or before ``as_of`` (UTC).
+
+    Parameters
+    ----------
+    store_path : str
+        Observation store (``stores/<source>.zarr``).
+    as_of : datetime
+        Upper bound (aware or naive UTC).
+
+    Returns
+    -------
+    datetime or None
+        Naive UTC time, or None when the store holds no observation up to ``as_of``.
+    """
+    import xarray as xr
+
+    if not is_url(store_path) and not Path(store_path).exists():
+        raise FileNotFoundError(f"no observation store {store_path}: run the ingest flow first")
+    with xr.open_zarr(store_path, chunks=None) as store:
+        times = pd.DatetimeIndex(store["time"].values)
+        present = (
+            np.asarray(store["frame_present"].values, dtype=bool)
+            if "frame_present" in store
+            else np.ones(len(times), dtype=bool)
+        )
+    limit = pd.Timestamp(as_utc(as_of)).tz_convert("UTC").tz_localize(None)
+    candidates = times[present & (times <= limit)]
+    return None if len(candidates) == 0 else candidates[-1].to_pydatetime()
+
+
+@tasks.io_task("newest-observation")
+def newest_observation_task(store_path: str, as_of: datetime) -> datetime | None:
+    """Task wrapper of :func:`newest_observation`."""
+    return newest_observation(store_path, as_of)
 
 
 def wanted_time(as_of: datetime | None) -> datetime:
@@ -112,7 +154,8 @@ def forecast(
     source : str
         Catalog source name, e.g. ``"mch-radar"``.
     init_time : datetime, optional
-        Initialisation time (UTC; naive values are UTC). Default: the store's last time step.
+        Initialisation time (UTC; naive values are UTC). Default: the newest observation at
+        or before ``as_of``.
     checkpoint : str, optional
         Checkpoint file (default: the newest ``best.pt`` under ``models/<source>/``).
     data_dir : str, optional
@@ -143,6 +186,14 @@ def forecast(
     logger = get_run_logger()
     report_key = tasks.artifact_key("forecast-inputs", source)
     try:
+        if init_time is None:
+            newest = newest_observation_task(DataDir(root).store(source), wanted)
+            if newest is None:
+                raise StaleInputError(
+                    f"the observation store of {source} holds no observation at or before "
+                    f"{wanted:%Y-%m-%dT%H:%MZ}"
+                )
+            init_time = newest
         result = tasks.forecast_task(
             source, as_utc(init_time), checkpoint, root, render, policy, lead_times
         )

@@ -63,7 +63,7 @@ def ingest(
     report = tasks.ingest_task.submit(
         source, root, as_utc(start), as_utc(end), on_dask=True
     ).result()
-    if report.missing:
+    if len(report.missing):
         get_run_logger().warning(
             "%s: %d time steps of the ingested period have no frame (first: %s); forecasts "
             "needing them will report stale inputs",

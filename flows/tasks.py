@@ -53,7 +53,7 @@ def retry_on_io(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> b
     return isinstance(exception, OSError)
 
 
-def _io_task(name: str, retries: int = IO_RETRIES) -> Any:
+def io_task(name: str, retries: int = IO_RETRIES) -> Any:
     """Decorator for a task that touches storage: retried on I/O errors only."""
     return task(
         name=name,
@@ -64,7 +64,7 @@ def _io_task(name: str, retries: int = IO_RETRIES) -> Any:
     )
 
 
-@_io_task("ingest-source")
+@io_task("ingest-source")
 def ingest_task(
     source: str,
     data_dir: str | None = None,
@@ -94,7 +94,7 @@ def ingest_task(
 
 
 # Training reads the store (I/O) but a retry repeats minutes of compute: one retry only.
-@_io_task("train-source", retries=1)
+@io_task("train-source", retries=1)
 def train_task(
     source: str,
     data_dir: str | None = None,
@@ -102,10 +102,12 @@ def train_task(
     epochs: int | None = None,
     overrides: Mapping[str, Any] | None = None,
     split: Mapping[str, Any] | None = None,
+    out_dir: str | None = None,
 ) -> Any:
     """Train SimVP on ``source`` (:func:`pipelines.train_source.train_source`) → ``FitResult``.
 
-    ``split`` holds :class:`pipelines.windows.SplitConfig` fields (None: its defaults).
+    ``split`` holds :class:`pipelines.windows.SplitConfig` fields (None: its defaults);
+    ``out_dir`` is where the run's ``best.pt`` goes (None: ``DIR/models/<source>``).
     """
     from pipelines.train_source import train_source
     from pipelines.windows import SplitConfig
@@ -117,13 +119,14 @@ def train_task(
         preset=preset,
         epochs=epochs,
         split=config,
+        out_dir=out_dir,
         **dict(overrides or {}),
     )
     run_logger().info("trained on %s: checkpoint %s", source, result.checkpoint_path)
     return result
 
 
-@_io_task("run-forecast")
+@io_task("run-forecast")
 def forecast_task(
     source: str,
     init_time: datetime | None = None,
@@ -160,7 +163,7 @@ def forecast_task(
     return result
 
 
-@_io_task("evaluate-source")
+@io_task("evaluate-source")
 def evaluate_task(
     source: str,
     data_dir: str | None = None,
@@ -206,13 +209,19 @@ def _cell(value: Any) -> Any:
 
 
 @task(name="publish-table", cache_policy=NO_CACHE)
-def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
-    """Publish ``rows`` (one dict per row, same keys) as a Prefect table artifact."""
+def publish_table(
+    key: str, rows: Sequence[Mapping[str, Any]], description: str, log: bool = True
+) -> None:
+    """Publish ``rows`` (one dict per row, same keys) as a Prefect table artifact.
+
+    With ``log`` the table is also written to the run log as plain text.
+    """
     if not rows:
         raise ValueError(f"table artifact {key!r} has no rows")
     table = [{name: _cell(value) for name, value in row.items()} for row in rows]
     create_table_artifact(table, key=key, description=description)
-    run_logger().info("%s\n%s", description, format_table(table))
+    if log:
+        run_logger().info("%s\n%s", description, format_table(table))
 
 
 @task(name="publish-markdown", cache_policy=NO_CACHE)

@@ -1,17 +1,22 @@
 """The ``train-simvp`` flow: an observation store → a SimVP checkpoint, with its metrics.
 
-The checkpoint path and the test metrics are logged and published as a table artifact
-(``train-metrics-<source>``). The flow trains; it does not forecast: the ``forecast`` flow
-picks up the newest checkpoint of the source (``models/<source>/best.pt``).
+Each run trains into its own folder ``models/<source>/<UTC time>-<flow run name>/`` (the
+training engine refuses to start over a previous run's folder, and a new run is a new model
+version): the ``forecast`` and ``evaluate`` flows pick the newest ``best.pt`` under
+``models/<source>/``. The checkpoint path and the test metrics are logged and published as a
+table artifact (``train-metrics-<source>``).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
+from data_catalog.paths import DataDir, is_url
 from flows import tasks
 from flows._common import check_source, resolve_data_dir
 
@@ -34,6 +39,16 @@ class SplitParams(BaseModel):
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     gap: Annotated[int | None, Field(ge=0)] = None
     by: Literal["time", "event"] = "time"
+
+
+def run_directory(root: str, source: str) -> str:
+    """A new model folder ``<root>/models/<source>/<YYYYmmddTHHMMSSZ>-<flow run name>``."""
+    from prefect.runtime import flow_run
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{stamp}-{flow_run.name}" if flow_run.name else stamp
+    models = DataDir(root).models(source)
+    return f"{models}/{name}" if is_url(models) else str(Path(models, name))
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,16 +98,18 @@ def train_simvp(
     if max_minutes is not None:
         options["max_minutes"] = max_minutes
     split_fields = None if split is None else split.model_dump()
+    out_dir = run_directory(root, source)
     get_run_logger().info(
-        "train %s (preset=%s, epochs=%s, split=%s, options=%s) from %s",
+        "train %s (preset=%s, epochs=%s, split=%s, options=%s) from %s into %s",
         source,
         preset,
         epochs,
         split_fields,
         options,
         root,
+        out_dir,
     )
-    result = tasks.train_task(source, root, preset, epochs, options, split_fields)
+    result = tasks.train_task(source, root, preset, epochs, options, split_fields, out_dir)
     tasks.publish_table(
         tasks.artifact_key("train-metrics", source),
         metric_rows(dict(result.metrics)),

@@ -157,6 +157,7 @@ def test_train_task_passes_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
                 "preset": "radar-small",
                 "epochs": 2,
                 "split": SplitConfig(fractions=(0.5, 0.25, 0.25), gap=0),
+                "out_dir": None,
                 "max_minutes": 1.5,
             },
         )
