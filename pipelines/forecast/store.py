@@ -243,11 +243,9 @@ def build_forecast(
             raise ValueError(
                 f"{name}: forecast must be (L, H, W) = {(len(leads), H, W)}, got {array.shape}"
             )
-        attrs = dict((variable_attrs or {}).get(name, {}))
-        attrs.pop("grid_mapping", None)
-        attrs["grid_mapping"] = CRS
+        var_attrs = {**dict((variable_attrs or {}).get(name, {})), "grid_mapping": CRS}
         # (L, H, W) -> (1, L, H, W): one init time
-        data_vars[name] = xr.Variable((INIT_TIME, LEAD_TIME, ydim, xdim), array[None], attrs)
+        data_vars[name] = xr.Variable((INIT_TIME, LEAD_TIME, ydim, xdim), array[None], var_attrs)
     if not data_vars:
         raise ValueError("values must hold at least one variable")
     data_vars[COMPLETE] = xr.Variable(

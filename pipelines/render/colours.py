@@ -5,7 +5,7 @@ variable's ``units`` attr and a sample of its finite values in those units, used
 data-dependent ranges) and returns a :class:`ColourScale` whose ``convert`` maps values in
 ``units`` to the display units ``label`` states. Kinds: ``precipitation`` (mm/h, discrete),
 ``accumulation`` (mm, discrete), ``reflectivity`` (dBZ, discrete), ``temperature`` (°C, discrete
-2-degree steps over the data range), ``counts`` (discrete, log-like steps), ``generic``
+0.5/1/2/5-degree steps over the data range), ``counts`` (discrete, log-like steps), ``generic``
 (continuous, 2nd-98th percentile). Values below the lowest level of the precipitation,
 reflectivity and count scales are transparent, so the map shows through where nothing falls.
 """
@@ -174,16 +174,20 @@ def reflectivity_scale(units: str, values: np.ndarray) -> ColourScale:
 _TO_CELSIUS = {"K": -273.15, "degC": 0.0}
 
 
+_TEMPERATURE_STEPS = (0.5, 1.0, 2.0, 5.0)  # °C; the finest giving at most 24 colours is used
+
+
 @COLOUR_SCALES.register("temperature")
 def temperature_scale(units: str, values: np.ndarray) -> ColourScale:
-    """Diverging discrete °C scale in 2 °C steps spanning the data (at least 10 °C wide)."""
+    """Diverging discrete °C scale over the data's 1st-99th percentile (at least 10 °C wide)."""
     if units not in _TO_CELSIUS:
         raise ValueError(f"temperature units must be one of {sorted(_TO_CELSIUS)}, got {units!r}")
     shift = _TO_CELSIUS[units]
     celsius = values + shift if values.size else np.array([0.0, 20.0])
-    lo = 2.0 * np.floor(np.percentile(celsius, 1) / 2.0)
-    hi = max(2.0 * np.ceil(np.percentile(celsius, 99) / 2.0), lo + 10.0)
-    step = 2.0 * max(1.0, np.ceil((hi - lo) / 2.0 / 24))  # at most ~24 colours
+    lo, hi = np.percentile(celsius, [1, 99])
+    hi = max(hi, lo + 10.0)
+    step = next((s for s in _TEMPERATURE_STEPS if (hi - lo) / s <= 24), 10.0)
+    lo, hi = step * np.floor(lo / step), step * np.ceil(hi / step)
     levels = np.arange(lo, hi + step / 2, step)
     cmap = mpl.colormaps["RdYlBu_r"].resampled(len(levels) - 1)
     norm = BoundaryNorm(levels, cmap.N)

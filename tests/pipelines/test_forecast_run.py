@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -64,6 +65,13 @@ def test_forecast_values_provenance_and_grid(tmp_path, fake):
     assert list(inputs) == list(pd.date_range("2021-06-01T12:40", LAST, freq="5min"))
     assert ds["fallback"].values[0] == "" and "T_in" in ds["model_version"].values[0]
     assert ds.attrs["source_store"] == str(store)
+    assert json.loads(ds.attrs["input_preparation"]) == {
+        "variables": ["precipitation_rate"],
+        "crop": None,
+        "coarsen": 1,
+        "in_frames": 4,
+    }
+    assert "units" not in ds.attrs  # variable attrs stay on the variable
     # lat/lon of a few pixels equal the observation store's
     obs = xr.open_zarr(store)
     for j, i in [(0, 0), (5, 17), (31, 31)]:

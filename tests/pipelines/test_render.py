@@ -16,6 +16,7 @@ from pipelines.forecast import run as frun
 from pipelines.forecast.run import run_forecast
 from pipelines.render import basemap, maps
 from pipelines.render.colours import COLOUR_SCALES, kind_for, scale_for
+from pipelines.render.stored import load_stored_forecast, stored_inputs
 from tests.pipelines.forecast_helpers import FakeLoaded, fake_predict, obs_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -144,6 +145,11 @@ def test_render_cli_rerenders_from_store(forecast_run, offline, tmp_path, capsys
     image = np.asarray(Image.open(png).convert("RGB"))
     blob = mcolors.to_hex(scale_for({"units": "mm/h"}).colours(np.array(12.0)))
     assert _count_colour(image, blob) > 400  # observed inputs re-read + 2 lead panels
+    # the observed context frames are re-read from the observation store
+    stored = load_stored_forecast(SOURCE, "2021-06-01T12:55", data_dir)
+    observed = stored_inputs(stored, data_dir)
+    assert observed.sizes["time"] == 4
+    assert observed.sel(channel="precipitation_rate").values[:, 16, 16].tolist() == [9, 10, 11, 12]
     rc = main(["render", "--source", SOURCE, "--init-time", "2021-06-01T11:00", "--data-dir",
                str(data_dir)])  # fmt: skip
     assert rc == 2
