@@ -196,7 +196,8 @@ def train_source(
     resume : bool
         Continue the run in ``out_dir``.
     cuda : bool, optional
-        Pretend a GPU is (not) present when choosing the defaults; default: detect.
+        Pretend a GPU is (not) present when choosing the defaults; default: detect (a GPU
+        counts unless ``accelerator="cpu"``).
     **overrides
         ``SimVPConfig`` fields (``spatial_hidden``...), ``TrainConfig`` fields (``lr``,
         ``batch_size``, ``max_minutes``, ``limit_train_batches``...) and window options
@@ -217,10 +218,11 @@ def train_source(
     label = "+".join(names)
     spec = get_source(names[0], catalog)
     KIND_DEFAULTS.get(spec.kind)  # a clear error for a kind without window defaults
-    cuda = torch.cuda.is_available() if cuda is None else cuda
+    model_over, train_over, window_over = split_overrides(overrides)
+    if cuda is None:
+        cuda = torch.cuda.is_available() and train_over.get("accelerator", "auto") != "cpu"
     choice = HARDWARE_DEFAULTS.get(spec.kind).pick(cuda)
     preset_name = preset or choice.preset
-    model_over, train_over, window_over = split_overrides(overrides)
     base = get_preset(preset_name)
     if preset is None:
         model_over = {**choice.model, **model_over}
