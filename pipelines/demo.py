@@ -1,6 +1,12 @@
-"""``make demo``: a short Moving MNIST training run, a forecast from its checkpoint, a figure.
+"""Demo launchers: the full radar pipeline (default) or a short Moving MNIST run.
 
-:func:`run_mmnist_demo` trains the ``mmnist-small`` preset for a couple of short epochs on
+``python -m pipelines.demo [ARGS]`` runs the whole pipeline on the shipped radar sample
+through the Prefect flows (``python -m flows.demo [ARGS]``, started as a subprocess because
+``pipelines`` never imports prefect): ingest, train, forecast, map, skill vs persistence.
+``make demo`` calls ``flows.demo`` directly.
+
+``python -m pipelines.demo --mmnist [--data-dir DIR] [--epochs N]`` runs the Moving MNIST demo
+instead: :func:`run_mmnist_demo` trains the ``mmnist-small`` preset for a couple of short epochs on
 the CPU (or the GPU if there is one), forecasts a few test sequences with
 :func:`simvp_model.predict.predict` from the exported ``best.pt`` (as a user would), and draws
 inputs / truth / SimVP / persistence for one of them. Everything goes under the data directory
@@ -20,6 +26,9 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,13 +131,16 @@ def run_mmnist_demo(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``make demo``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def mmnist_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipelines.demo --mmnist``: the Moving MNIST demo with its printed table."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.demo --mmnist",
+        description="Short Moving MNIST training run, forecast from its checkpoint, figure.",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--samples-per-epoch", type=int, default=256)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(None if argv is None else list(argv))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -146,6 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"figure:     {out['figure']}")
     print(f"try:        nowcast predict --checkpoint {out['checkpoint']} --input {out['inputs']}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipelines.demo``: the radar pipeline demo (``flows.demo``) or ``--mmnist``.
+
+    Returns the exit code of the demo.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--mmnist"]:
+        return mmnist_main(args[1:])
+    # A subprocess, not an import: only flows/ imports prefect.
+    return subprocess.run([sys.executable, "-m", "flows.demo", *args], check=False).returncode
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from prefect.states import Completed, Failed
@@ -246,3 +247,52 @@ def test_deployment_parameters_fit_their_flows() -> None:
     flow = FLOWS[1].load()
     with pytest.raises(Exception, match="epochs"):
         flow.validate_parameters({"source": "mch-radar", "epochs": 0})
+
+
+# --- demo entry points ------------------------------------------------------------------------
+
+
+def test_pipelines_demo_launches_the_flows_demo_without_importing_prefect() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipelines.demo; assert 'prefect' not in sys.modules; "
+        "raise SystemExit(pipelines.demo.main(['--help']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "python -m flows.demo" in done.stdout and "--minutes" in done.stdout
+
+
+def test_makefile_demo_runs_the_flows_demo() -> None:
+    makefile = (PREFECT_YAML.parent / "Makefile").read_text()
+    assert "\t$(BIN)/python -m flows.demo\n" in makefile.split("demo: ", 1)[1]
+
+
+def test_demo_summary_prints_paths_and_skill() -> None:
+    from flows.demo import summary
+    from flows.pipeline import PipelineResult
+
+    fit = types.SimpleNamespace(checkpoint_path="/d/models/mch-radar/run/best.pt")
+    report = types.SimpleNamespace(
+        store="/d/stores/mch-radar.zarr", frames_written=40, first="t0", last="t1"
+    )
+    forecast = types.SimpleNamespace(
+        store="/d/forecasts/mch-radar.zarr",
+        init_time="2016-07-12 00:00:00",
+        lead_times=pd.to_timedelta([5, 10, 15, 20], unit="min"),
+        index=0,
+        figures=("/d/figures/mch-radar/map.png",),
+    )
+    evaluation = types.SimpleNamespace(directory="/d/reports/mch-radar", n_windows=3)
+    skill = [
+        {"method": "simvp", "mse": 3.0, "mae": 0.5, "mse_skill_vs_persistence": 0.25},
+        {"method": "persistence", "mse": 4.0, "mae": 0.5, "mse_skill_vs_persistence": 0.0},
+    ]
+    result = PipelineResult("mch-radar", report, fit, forecast, evaluation, skill, {"train": 60})
+    text = summary(result, 150.0)
+    assert "done in 2.5 min (train 60 s)" in text
+    assert "/d/models/mch-radar/run/best.pt" in text and "map.png" in text
+    assert "4 leads to +20 min" in text
+    assert "  simvp        3    0.5  0.25\n  persistence  4    0.5  0" in text
