@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.forecast_e2e            # 1 cold + 3 warm runs
+    MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=17179869184 \\
+        .venv/bin/python -m benchmarks.forecast_e2e         # 1 cold + 3 warm runs, 1 thread
     .venv/bin/python -m benchmarks.forecast_e2e --warm 5
 
 Setup (not timed): a synthetic hourly observation store of 256 x 256 float32 precipitation
@@ -11,11 +12,12 @@ and a randomly initialised SimVP with the ``radar-small`` preset at 256 x 256 px
 12 output frames (gSTA, hid_S 16, hid_T 128), saved as ``DIR/models/bench-hourly/best.pt``.
 
 Timed: :func:`pipelines.forecast.run.run_forecast` for one init time with its own per-stage
-timings (``load_model`` = checkpoint load + SHA-256, ``read_inputs`` = select + staleness checks +
-read 12 frames, ``predict``, ``write`` = forecast Zarr under the lock, ``render_png`` = 4-lead
-map with 4 observed frames, ``render_gif`` = 14-frame animation). Process start and imports are
-excluded (target: under 5 s on CPU). The "cold" run is the first in the process (torch and
-cartopy first-use costs); "warm" runs use later init times, as an operational loop would.
+wall and CPU timings (``load_model`` = checkpoint load + SHA-256, ``read_inputs`` = select +
+staleness checks + read 12 frames, ``predict``, ``write`` = forecast Zarr under the lock,
+``render_png`` = 4-lead map with 4 observed frames, ``render_gif`` = 14-frame animation).
+Process start and imports are excluded (target: under 5 s on CPU). The "cold" run is the first
+in the process (torch and cartopy first-use costs); "warm" runs use later init times, as an
+operational loop would.
 
 Results: ``benchmarks/results/forecast_e2e.{json,md}``.
 """
@@ -124,7 +126,12 @@ def make_checkpoint(data_dir: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm", type=int, default=3, help="warm runs after the cold one")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default all)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared, oversubscribed machine more threads spin)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -141,16 +148,23 @@ def main() -> None:
         runs = []
         times = pd.date_range("2024-05-01T11:00", periods=args.warm + 1, freq="1h")
         for i, init in enumerate(times):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             result = run_forecast(SOURCE, init_time=init, data_dir=data_dir, lead_times=FRAMES)
-            total = time.perf_counter() - start
-            runs.append({"init_time": str(init), "total": total, **result.timings})
+            total, cpu_total = time.perf_counter() - start, time.process_time() - cpu_start
+            runs.append(
+                {
+                    "init_time": str(init),
+                    "wall": {**result.timings, "total": total},
+                    "cpu": {**result.cpu_timings, "total": cpu_total},
+                }
+            )
             print(f"run {i} ({'cold' if i == 0 else 'warm'}): {total:.2f} s  {result.timings}")
-    stages = [k for k in runs[0] if k not in ("init_time", "total")] + ["total"]
-    warm = runs[1:]
+    stages = list(runs[0]["wall"])
+    warm = runs[1:] or runs
     summary = {
-        "cold": {k: runs[0][k] for k in stages},
-        "warm_median": {k: statistics.median(r[k] for r in warm) for k in stages} if warm else {},
+        "cold_wall": runs[0]["wall"],
+        "warm_median_wall": {k: statistics.median(r["wall"][k] for r in warm) for k in stages},
+        "warm_median_cpu": {k: statistics.median(r["cpu"][k] for r in warm) for k in stages},
     }
     info = {
         "benchmark": "forecast_e2e",
@@ -160,6 +174,10 @@ def main() -> None:
         ),
         "torch_threads": torch.get_num_threads(),
         "load_average_at_start": [round(v, 2) for v in load],
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        "malloc_env": {
+            k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+        },
         "grid": list(SHAPE),
         "in_frames": FRAMES,
         "lead_times": FRAMES,
@@ -180,19 +198,24 @@ def main() -> None:
         f"{FRAMES} input frames → {FRAMES} lead times at {SHAPE[0]} x {SHAPE[1]} px, "
         f"{info['model']}, random weights; process start and imports excluded.",
         "",
-        "| stage | cold run (s) | warm median (s) |",
-        "|---|---:|---:|",
+        "Wall seconds on a shared machine inflate with its load; CPU seconds (process time, "
+        "all threads) are what the stage costs on an idle core.",
+        "",
+        "| stage | cold run wall (s) | warm median wall (s) | warm median CPU (s) |",
+        "|---|---:|---:|---:|",
     ]
     for k in stages:
-        warm_value = summary["warm_median"].get(k)
-        shown = f"{warm_value:.3f}" if warm_value is not None else "-"
         name = f"**{k}**" if k == "total" else k
-        lines.append(f"| {name} | {summary['cold'][k]:.3f} | {shown} |")
-    verdict = summary["warm_median"].get("total", summary["cold"]["total"])
+        lines.append(
+            f"| {name} | {summary['cold_wall'][k]:.3f} | {summary['warm_median_wall'][k]:.3f} "
+            f"| {summary['warm_median_cpu'][k]:.3f} |"
+        )
+    wall, cpu = summary["warm_median_wall"]["total"], summary["warm_median_cpu"]["total"]
     lines += [
         "",
-        f"Target: under {TARGET_S:.0f} s → warm total {verdict:.2f} s "
-        f"({'met' if verdict < TARGET_S else 'NOT met'}).",
+        f"Target: under {TARGET_S:.0f} s → warm median {wall:.2f} s wall, {cpu:.2f} s CPU "
+        f"({'met' if wall < TARGET_S else 'not met'} on wall time, "
+        f"{'met' if cpu < TARGET_S else 'not met'} on CPU time).",
         "",
     ]
     (RESULTS / "forecast_e2e.md").write_text("\n".join(lines))

@@ -110,7 +110,10 @@ class ForecastResult:
     figures : tuple of str
         Paths of the maps and animation written (empty when ``render=False``).
     timings : dict of str to float
-        Seconds per stage (``load_model``, ``read_inputs``, ``predict``, ``write``, ``render``).
+        Wall seconds per stage (``load_model``, ``read_inputs``, ``predict``, ``write``,
+        ``render_png``, ``render_gif``).
+    cpu_timings : dict of str to float
+        CPU seconds of the process (all threads) per stage.
     forecast : xarray.Dataset
         The written forecast (``init_time`` of length 1), in memory.
     """
@@ -123,6 +126,7 @@ class ForecastResult:
     checkpoint: str
     figures: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
     forecast: xr.Dataset | None = field(default=None, repr=False)
 
 
@@ -450,13 +454,16 @@ def run_forecast(
     ForecastResult
     """
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
+    cpu_timings: dict[str, float] = {}
+    clock, cpu_clock = time.perf_counter(), time.process_time()
 
     def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
+        """Charge the wall and CPU seconds since the previous lap to ``stage``."""
+        nonlocal clock, cpu_clock
+        now, cpu_now = time.perf_counter(), time.process_time()
         timings[stage] = timings.get(stage, 0.0) + now - clock
-        clock = now
+        cpu_timings[stage] = cpu_timings.get(stage, 0.0) + cpu_now - cpu_clock
+        clock, cpu_clock = now, cpu_now
 
     paths = DataDir.resolve(data_dir)
     if isinstance(checkpoint, str | os.PathLike) or checkpoint is None:
@@ -542,9 +549,8 @@ def run_forecast(
             observed,
             Path(paths.figures(source)),
             n_panels=render_leads,
-            timings=timings,
+            lap=lap,
         )
-        clock = time.perf_counter()
     logger.info(
         "forecast %s init %s: %d leads to %s (%s)",
         source,
@@ -562,6 +568,7 @@ def run_forecast(
         checkpoint=ckpt_name,
         figures=figures,
         timings=timings,
+        cpu_timings=cpu_timings,
         forecast=forecast,
     )
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,9 +235,12 @@ def render_run(
     n_panels: int = 4,
     variables: Sequence[str] | None = None,
     animate: bool = True,
-    timings: dict[str, float] | None = None,
+    lap: Callable[[str], None] | None = None,
 ) -> tuple[str, ...]:
     """PNG map (and GIF over lead times) per variable of one forecast under ``out_dir``.
+
+    ``lap``, if given, is called with ``"render_png"`` after each map and ``"render_gif"`` after
+    each animation (the caller's stage timer).
 
     Returns
     -------
@@ -252,7 +254,6 @@ def render_run(
     names = list(variables) if variables is not None else [forecast_variable(forecast)]
     for name in names:
         stem = figure_stem(forecast, name)
-        start = time.perf_counter()
         written.append(
             str(
                 render_forecast_map(
@@ -264,16 +265,11 @@ def render_run(
                 )
             )
         )
-        middle = time.perf_counter()
+        if lap is not None:
+            lap("render_png")
         if animate:
-            written.append(
-                str(
-                    animate_forecast(
-                        forecast, out / f"{stem}.gif", variable=name, observed=observed
-                    )
-                )
-            )
-        if timings is not None:
-            timings["render_png"] = timings.get("render_png", 0.0) + middle - start
-            timings["render_gif"] = timings.get("render_gif", 0.0) + time.perf_counter() - middle
+            gif = animate_forecast(forecast, out / f"{stem}.gif", variable=name, observed=observed)
+            written.append(str(gif))
+            if lap is not None:
+                lap("render_gif")
     return tuple(written)
