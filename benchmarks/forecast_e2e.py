@@ -25,6 +25,7 @@ Results: ``benchmarks/results/forecast_e2e.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -140,6 +141,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    gc.freeze()  # as `nowcast forecast` does after its imports
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)

@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import gc
 
 from pipelines.cli import COMMANDS
 from pipelines.cli._common import add_data_dir
@@ -20,6 +21,9 @@ def _run(args: argparse.Namespace) -> int:
     from pipelines.forecast.export import export_weatherbench2
     from pipelines.forecast.run import run_forecast
 
+    # The imported libraries (torch, xarray, matplotlib, cartopy) hold ~10^6 long-lived objects;
+    # freezing them spares the collector re-scanning them (about 1 s per full collection).
+    gc.freeze()
     result = run_forecast(
         args.source,
         init_time=args.init_time,

@@ -393,26 +393,27 @@ def read_inputs(
     """
     in_frames = int(metadata["in_frames"])
     prepared = _prepare(store_ds, metadata)  # (time, channel, y, x), lazy
-    selection = select_inputs(store_ds, in_frames, init_time, fallback=fallback)
-    frames = prepared.isel({TIME: slice(selection.start, selection.start + in_frames)}).load()
-    empty = frames.isnull().all([Y, X]).any(CHANNEL).values  # (T_in,) a variable all-NaN
-    if empty.any():
+    present = (
+        np.asarray(store_ds["frame_present"].values, dtype=bool)
+        if "frame_present" in store_ds
+        else np.ones(store_ds.sizes[TIME], dtype=bool)
+    )
+    while True:
+        selection = select_inputs(store_ds, in_frames, init_time, present, fallback)
+        window = slice(selection.start, selection.start + in_frames)
+        frames = prepared.isel({TIME: window}).load()
+        empty = frames.isnull().all([Y, X]).any(CHANNEL).values  # (T_in,) a variable all-NaN
+        if not empty.any():
+            return selection, frames
         if fallback == "none":
             raise StaleInputError(
                 f"cannot forecast from {_iso(selection.init_time)}: input frames all-NaN at "
                 f"{_list(selection.times[empty])}; pass fallback='latest-complete' to use older "
                 "inputs"
             )
-        # Recompute availability over the whole store (reads every frame) and select again.
-        all_nan = prepared.isnull().all([Y, X]).any(CHANNEL).values  # (time,)
-        present = np.asarray(
-            store_ds["frame_present"].values if "frame_present" in store_ds else ~all_nan, bool
-        )
-        selection = select_inputs(
-            store_ds, in_frames, init_time, present=present & ~all_nan, fallback=fallback
-        )
-        frames = prepared.isel({TIME: slice(selection.start, selection.start + in_frames)}).load()
-    return selection, frames
+        # Mark the empty frames absent and look further back: reads T_in frames per attempt.
+        present = present.copy()
+        present[np.arange(window.start, window.stop)[empty]] = False
 
 
 # ----------------------------------------------------------------------------- run
