@@ -160,12 +160,19 @@ def test_cli_with_real_checkpoint_rolls_out(tmp_path, capsys):
     torch.set_num_threads(1)
     store = obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
     ckpt = tiny_checkpoint(tmp_path / "models" / SOURCE / "run" / "best.pt")
+    wb2 = tmp_path / "wb2.zarr"
     rc = main(
         ["forecast", "--source", SOURCE, "--data-dir", str(tmp_path), "--leads", "5"]
-        + ["--no-render"]
+        + ["--no-render", "--export-wb2", str(wb2)]
     )
     assert rc == 0
     assert "lead times: 5" in capsys.readouterr().out
+    assert xr.open_zarr(wb2)["precipitation_rate"].dims == (
+        "time",
+        "prediction_timedelta",
+        "y",
+        "x",
+    )
     ds = open_forecast_store(tmp_path / "forecasts" / f"{SOURCE}.zarr")
     assert ds.sizes["lead_time"] == 5  # model out_frames=3, rolled out
     assert ds["checkpoint"].values[0] == str(ckpt)
