@@ -31,18 +31,20 @@ Which frames make windows
     ``time_step``: windows never cross a missing frame or an irregular time step.
 
 Splits (no leakage)
-    Each store is split on its own (events of one source live in one store, separated by missing
-    frames). ``by="time"`` (default) cuts the valid frames chronologically into train / val / test
-    by the given fractions; ``by="event"`` gives whole contiguous segments (events) to the splits,
-    in time order. In both modes at least ``gap`` time steps (default: one window length) lie
-    strictly between the last frame of one split and the first frame of the next one, so
+    By default each store is split on its own (events of one source live in one store, separated
+    by missing frames; ``SplitConfig.scope="all"`` instead cuts the frames of all stores on one
+    time line). ``by="time"`` (default) cuts the valid frames chronologically into train / val /
+    test by the given fractions; ``by="event"`` gives whole contiguous segments (events) to the
+    splits, in time order. In both modes more than ``gap`` time steps (default: one window
+    length) lie between the last frame of one split and the first frame of the next one, so
     ``train max target time + gap·step < val min input time`` and no window straddles a boundary.
 
 Laziness
     Stores are opened once per process/DataLoader worker with ``xr.open_zarr(chunks=None)`` and
-    each sample reads only its ``T_in + T_out`` time slices of the cropped area (the Zarr chunks
-    holding them); nothing ever loads a whole variable. Building the index reads every *present*
-    frame once, block by block (validity and the train-split normalisation statistics).
+    each sample reads only the Zarr time chunks holding its ``T_in + T_out`` frames, of the
+    cropped area; prepared chunks are kept in a bounded LRU cache (``DEFAULT_CACHE_BYTES``), so
+    memory stays flat however long the store is. Building the index reads every *present* frame
+    once, chunk-aligned block by block (validity and the train-split normalisation statistics).
 """
 
 from __future__ import annotations
