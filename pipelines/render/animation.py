@@ -12,22 +12,19 @@ import logging
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import xarray as xr
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from data_catalog.vocabulary import CHANNEL, LEAD_TIME, TIME  # noqa: E402
-from pipelines.render.colours import scale_for  # noqa: E402
-from pipelines.render.maps import (  # noqa: E402
+from data_catalog.vocabulary import CHANNEL, LEAD_TIME, TIME
+from pipelines.render.colours import scale_for
+from pipelines.render.maps import (
     _lead_label,
     _utc,
     draw_field,
     forecast_variable,
     map_grid,
+    new_figure,
     new_map_axes,
 )
 
@@ -86,7 +83,7 @@ def animate_forecast(
     ]
     scale = scale_for(field.attrs, np.stack([f for f, _ in frames]))
     aspect = (grid.extent[3] - grid.extent[2]) / (grid.extent[1] - grid.extent[0])
-    fig = plt.figure(figsize=(4.6, 4.0 * aspect + 0.7), dpi=DPI)
+    fig = new_figure(4.6, 4.0 * aspect + 0.7, DPI)
     specs = fig.add_gridspec(1, 1, left=0.02, right=0.8, bottom=0.03, top=0.88)
     ax = new_map_axes(fig, specs[0, 0], grid)
     image = draw_field(ax, frames[0][0], grid, scale)
@@ -117,7 +114,6 @@ def animate_forecast(
         images.append(
             rgba.quantize(colors=255, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
         )
-    plt.close(fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)

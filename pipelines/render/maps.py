@@ -18,18 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cartopy.crs as ccrs
-import matplotlib
+import numpy as np
+import pandas as pd
+import pyproj
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never open a window (must precede pyplot)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyproj  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from data_catalog.vocabulary import CHANNEL, CRS, LATITUDE, LEAD_TIME, LONGITUDE, TIME, X, Y  # noqa: E402
-from pipelines.render.basemap import add_basemap  # noqa: E402
-from pipelines.render.colours import ColourScale, scale_for  # noqa: E402
+from data_catalog.vocabulary import CHANNEL, CRS, LATITUDE, LEAD_TIME, LONGITUDE, TIME, X, Y
+from pipelines.render.basemap import add_basemap
+from pipelines.render.colours import ColourScale, scale_for
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +117,14 @@ def draw_field(ax: object, values: np.ndarray, grid: MapGrid, scale: ColourScale
     return image
 
 
-def new_map_axes(fig: plt.Figure, spec: object, grid: MapGrid) -> object:
+def new_figure(width: float, height: float, dpi: int) -> Figure:
+    """An Agg-backed figure independent of pyplot (no global state, no window, thread-safe)."""
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def new_map_axes(fig: Figure, spec: object, grid: MapGrid) -> object:
     """A ``GeoAxes`` in the grid's projection with the data extent, coastlines and borders."""
     ax = fig.add_subplot(spec, projection=grid.projection)
     ax.set_extent(grid.extent, crs=grid.projection)
@@ -184,7 +189,7 @@ def render_forecast_map(
     H, W = field.shape[-2:]
     aspect = (grid.extent[3] - grid.extent[2]) / (grid.extent[1] - grid.extent[0])
     panel = 3.0
-    fig = plt.figure(figsize=(panel * n_cols + 1.0, panel * aspect * n_rows + 0.9), dpi=DPI)
+    fig = new_figure(panel * n_cols + 1.0, panel * aspect * n_rows + 0.9, DPI)
     specs = fig.add_gridspec(n_rows, n_cols, left=0.02, right=0.88, bottom=0.03, top=0.86)
     image = None
     if obs is not None:
@@ -208,7 +213,6 @@ def render_forecast_map(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     logger.info("wrote map %s (%dx%d grid, %d leads)", path, H, W, len(leads))
     return path
 

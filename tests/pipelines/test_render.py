@@ -39,17 +39,21 @@ def forecast_run(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("render")
     obs_store(data_dir / "stores" / f"{SOURCE}.zarr")
     figures = []
-    real_close = maps.plt.close
+
+    def recording_figure(*args, **kwargs):  # keep the PNG's figure to locate its map panels
+        fig = real_new_figure(*args, **kwargs)
+        figures.append(fig)
+        return fig
+
+    real_new_figure = maps.new_figure
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
         warnings.simplefilter("error", cartopy.io.DownloadWarning)
         patch.setitem(cartopy.config, "data_dir", str(data_dir / "empty-cartopy-data"))
         patch.setitem(cartopy.config, "pre_existing_data_dir", "")
         patch.setattr(frun, "_predict", fake_predict)
-        patch.setattr(maps.plt, "close", figures.append)  # keep the PNG's figure for its axes
+        patch.setattr(maps, "new_figure", recording_figure)
         result = run_forecast(SOURCE, data_dir=data_dir, checkpoint=FakeLoaded(), render=True)
         yield data_dir, result, figures[0]
-    for fig in figures:
-        real_close(fig)
 
 
 def _panel_pixels(image: np.ndarray, fig, ax, inset: int = 4) -> np.ndarray:
