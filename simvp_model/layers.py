@@ -114,14 +114,18 @@ class DropPath(nn.Module):
             raise ValueError(f"drop path probability must be in [0, 1), got {p=}")
         self.p = float(p)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, ...) -> (N, ...)``: identity in eval mode or for p = 0."""
+    def sample_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample keep mask ``(N, 1, ..., 1)`` scaled by 1/keep, or None when inactive."""
         if self.p == 0.0 or not self.training:
-            return x
+            return None
         keep = 1.0 - self.p
         shape = (x.shape[0],) + (1,) * (x.ndim - 1)  # one Bernoulli draw per sample
-        mask = x.new_empty(shape).bernoulli_(keep).div_(keep)
-        return x * mask
+        return x.new_empty(shape).bernoulli_(keep).div_(keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, ...) -> (N, ...)``: identity in eval mode or for p = 0."""
+        mask = self.sample_mask(x)
+        return x if mask is None else x * mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

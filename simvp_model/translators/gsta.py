@@ -65,7 +65,7 @@ class GatedAttention(nn.Module):
         """``(N, D, H, W) -> (N, D, H, W)``; ``y`` is the normalised block input."""
         u = self.act(self.proj_1(y))
         gated = F.glu(self.conv1(self.lka(u)), dim=1)  # (N, 2D, H, W) -> (N, D, H, W)
-        return self.proj_2(gated) + y
+        return self.proj_2(gated).add_(y)  # in place: a conv's output is not saved for backward
 
 
 class MixMlp(nn.Module):
@@ -112,12 +112,23 @@ class MetaFormerBlock(nn.Module):
         self.layer_scale_1 = nn.Parameter(torch.full((dim,), LAYER_SCALE_INIT))
         self.layer_scale_2 = nn.Parameter(torch.full((dim,), LAYER_SCALE_INIT))
 
+    def _residual(self, x: torch.Tensor, gamma: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        """``x + DropPath(gamma * branch)`` as one fused ``addcmul`` (no (N, D, H, W) temporary).
+
+        The per-sample DropPath mask is folded into the (N, D, 1, 1) scale, which equals the
+        reference's ``(gamma * branch) * mask`` up to floating-point association.
+        """
+        scale = gamma[:, None, None]  # (D,) -> (D, 1, 1)
+        if isinstance(self.drop_path, DropPath):
+            mask = self.drop_path.sample_mask(x)  # (N, 1, 1, 1) or None in eval mode
+            if mask is not None:
+                scale = scale * mask  # (N, D, 1, 1)
+        return torch.addcmul(x, branch, scale)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, D, H, W) -> (N, D, H, W)``."""
-        g1 = self.layer_scale_1[:, None, None]  # (D,) -> (D, 1, 1)
-        g2 = self.layer_scale_2[:, None, None]
-        x = x + self.drop_path(g1 * self.attn(self.norm1(x)))
-        return x + self.drop_path(g2 * self.mlp(self.norm2(x)))
+        x = self._residual(x, self.layer_scale_1, self.attn(self.norm1(x)))
+        return self._residual(x, self.layer_scale_2, self.mlp(self.norm2(x)))
 
 
 class MetaStack(Translator):

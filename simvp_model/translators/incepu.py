@@ -70,7 +70,7 @@ class Inception(nn.Module):
         x = self.conv1(x)
         y = self.branches[0](x)
         for branch in self.branches[1:]:
-            y = y + branch(x)
+            y += branch(x)  # in place, as the reference: LeakyReLU saves its input, not its output
         return y
 
 

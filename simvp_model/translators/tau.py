@@ -48,7 +48,7 @@ class TemporalAttention(nn.Module):
         u = self.act(self.proj_1(y))
         sa = self.conv1(self.lka(u))
         da = self.fc(u.mean(dim=(2, 3)))[:, :, None, None]  # (N, D) -> (N, D, 1, 1)
-        return self.proj_2(sa * da * u) + y
+        return self.proj_2(sa * da * u).add_(y)  # in place: conv outputs are not saved
 
 
 @TRANSLATORS.register("tau")

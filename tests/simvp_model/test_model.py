@@ -141,3 +141,30 @@ def test_matches_reference_implementation(spatial, translator):
     assert y.sum().item() == pytest.approx(total, rel=1e-5, abs=1e-4)
     assert y.square().sum().item() == pytest.approx(sumsq, rel=1e-5)
     assert y[1, 2, 0, 5, 9].item() == pytest.approx(element, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize(("spatial", "translator"), [("openstl", "tau"), ("v1", "incepu")])
+def test_channels_last_path_computes_the_same_function(spatial, translator):
+    cfg = get_preset("tiny").replace(
+        spatial=spatial, translator=translator, channels=2, width=24, temporal_layers=3
+    )
+    torch.manual_seed(0)
+    nchw = SimVP(cfg, channels_last=False)
+    nhwc = SimVP(cfg, channels_last=True)
+    nhwc.load_state_dict(nchw.state_dict())
+    assert nhwc.encoder.layers[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(3, 4, 2, 16, 24)
+    target = torch.randn(3, 4, 2, 16, 24)
+    losses = []
+    for model in (nchw, nhwc):
+        torch.manual_seed(1)  # same DropPath draws
+        loss = (model(x) - target).square().mean()
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for (name, a), b in zip(nchw.named_parameters(), nhwc.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+    nchw.eval()
+    nhwc.eval().set_channels_last(False)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(x), nchw(x))
