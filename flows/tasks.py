@@ -1,12 +1,15 @@
 """Prefect tasks: each wraps exactly one function of ``pipelines`` (or publishes an artifact).
 
-Retry policy: only I/O can fail transiently (a file not yet on disk, a network store that
-hiccups, a lock held by another writer), so only :class:`OSError` (which includes
-``TimeoutError``, ``ConnectionError`` and ``FileNotFoundError``) is retried, with exponential
-backoff. Every other exception (a bad parameter, a shape mismatch, NaNs in training) fails at
-once: retrying would only repeat it. No task caches its result (``NO_CACHE``): the stores are
-idempotent, so re-running a task for the same time rewrites the same entries, and a cached
-result could hide a store that was removed meanwhile.
+Retry policy: only I/O can fail transiently (a network store that hiccups, a disk that is
+full for a moment, a source file that has not arrived yet), so only :class:`OSError` (which
+includes ``TimeoutError`` and ``ConnectionError``) is retried, with exponential backoff. A
+``FileNotFoundError`` is retried only by the ingest (late source files); elsewhere it means a
+missing store or checkpoint, which waiting does not fix. Every other exception (a bad
+parameter, a shape mismatch, NaNs in training) fails at once: retrying would only repeat it.
+
+No task caches its result (``NO_CACHE``): the stores are idempotent, so re-running a task for
+the same time rewrites the same entries, and a cached result could hide a store that was
+removed meanwhile.
 
 The ``pipelines`` functions are imported inside the task bodies so that listing or serving
 deployments does not import torch, and so that tests can replace them with ``monkeypatch``.
@@ -53,18 +56,24 @@ def retry_on_io(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> b
     return isinstance(exception, OSError)
 
 
-def io_task(name: str, retries: int = IO_RETRIES) -> Any:
-    """Decorator for a task that touches storage: retried on I/O errors only."""
+def retry_on_transient_io(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry condition: an :class:`OSError` other than ``FileNotFoundError``."""
+    exception = state.result(raise_on_failure=False)
+    return isinstance(exception, OSError) and not isinstance(exception, FileNotFoundError)
+
+
+def io_task(name: str, retries: int = IO_RETRIES, missing_files_are_transient: bool = False) -> Any:
+    """Decorator for a task that touches storage: retried with backoff on I/O errors only."""
     return task(
         name=name,
         retries=retries,
         retry_delay_seconds=IO_BACKOFF,
-        retry_condition_fn=retry_on_io,
+        retry_condition_fn=retry_on_io if missing_files_are_transient else retry_on_transient_io,
         cache_policy=NO_CACHE,
     )
 
 
-@io_task("ingest-source")
+@io_task("ingest-source", missing_files_are_transient=True)
 def ingest_task(
     source: str,
     data_dir: str | None = None,

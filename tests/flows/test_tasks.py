@@ -75,13 +75,22 @@ def test_retry_condition_retries_io_errors_only() -> None:
     assert not tasks.retry_on_io(None, None, Completed(data=1))  # type: ignore[arg-type]
 
 
+def test_transient_retry_condition_skips_missing_files() -> None:
+    assert tasks.retry_on_transient_io(None, None, Failed(data=ConnectionError()))  # type: ignore[arg-type]
+    assert not tasks.retry_on_transient_io(None, None, Failed(data=FileNotFoundError("ckpt")))  # type: ignore[arg-type]
+    assert not tasks.retry_on_transient_io(None, None, Failed(data=ValueError("bad")))  # type: ignore[arg-type]
+
+
 def test_io_tasks_declare_backoff_retries() -> None:
     for io_task in (tasks.ingest_task, tasks.forecast_task, tasks.evaluate_task):
         assert io_task.retries == tasks.IO_RETRIES
-        assert io_task.retry_condition_fn is tasks.retry_on_io
         assert list(io_task.retry_delay_seconds) == [10, 20, 40]  # 10 s · 2^k
+    # Late source files are worth waiting for; a missing checkpoint or store is not.
+    assert tasks.ingest_task.retry_condition_fn is tasks.retry_on_io
+    assert tasks.forecast_task.retry_condition_fn is tasks.retry_on_transient_io
+    assert tasks.evaluate_task.retry_condition_fn is tasks.retry_on_transient_io
     assert tasks.train_task.retries == 1
-    assert tasks.train_task.retry_condition_fn is tasks.retry_on_io
+    assert tasks.train_task.retry_condition_fn is tasks.retry_on_transient_io
 
 
 def test_artifact_key() -> None:
