@@ -25,7 +25,8 @@ from its timestamp: ``index = (init_time - origin) / step``. Init times never wr
 covered range are empty slots (data NaN, ``forecast_complete = False``). A forecast earlier than
 the first slot (a backfill) rebuilds the store with the earlier origin in a copy that is then
 swapped in atomically (Linux ``renameat2`` exchange; elsewhere two renames, undone on the next
-write if the writer died between them).
+write if the writer died between them); a reader holding the store open across such a rebuild
+must reopen it, since the offsets of its init times shift.
 
 Every write holds an exclusive ``fcntl`` lock on ``<store>.lock`` (local file systems only);
 predictions are computed outside the lock, so concurrent runs only serialise their short writes.

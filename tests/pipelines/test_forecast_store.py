@@ -260,3 +260,37 @@ def test_weatherbench2_export(tmp_path):
     np.testing.assert_array_equal(
         back["precipitation_rate"].isel(prediction_timedelta=0).mean(["y", "x"]).values, [1.0, 3.0]
     )
+
+
+def test_build_forecast_refuses_bad_input():
+    grid = small_grid()
+    with pytest.raises(ValueError, match=r"must be \(L, H, W\) = \(3, 4, 5\), got \(3, 5, 4\)"):
+        fstore.build_forecast(
+            {"precipitation_rate": np.zeros((3, 5, 4))},
+            T0,
+            pd.to_timedelta([5, 10, 15], "min"),
+            grid,
+            time_step="5min",
+            source_name="x",
+            provenance=_provenance(),
+        )
+    with pytest.raises(ValueError, match="positive and increasing"):
+        fstore.build_forecast(
+            {"precipitation_rate": np.zeros((2, 4, 5))},
+            T0,
+            pd.to_timedelta([10, 5], "min"),
+            grid,
+            time_step="5min",
+            source_name="x",
+            provenance=_provenance(),
+        )
+    with pytest.raises(ValueError, match=r"latitude must have shape \(H, W\) = \(4, 5\)"):
+        fstore.ForecastGrid(grid.y, grid.x, grid.latitude[:, :4], grid.longitude, grid.crs)
+    with pytest.raises(ValueError, match="exactly one init_time"):
+        write_forecast("/nonexistent/f.zarr", make_forecast(T0, 1.0).isel(init_time=[0, 0]))
+    with pytest.raises(ValueError, match="need a local path"):
+        write_forecast("s3://bucket/f.zarr", make_forecast(T0, 1.0))
+
+
+def _provenance():
+    return fstore.Provenance("c", "h", "v", "s", pd.date_range(end=T0, periods=2, freq="5min"))
