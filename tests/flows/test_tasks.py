@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import types
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -106,8 +108,6 @@ def test_format_table_aligns_columns() -> None:
 
 
 def test_check_period_and_utc() -> None:
-    from datetime import UTC, datetime, timedelta, timezone
-
     check_period(datetime(2020, 1, 1), None)
     with pytest.raises(ValueError, match="start must not be after end"):
         check_period(datetime(2020, 1, 2), datetime(2020, 1, 1))
@@ -305,3 +305,66 @@ def test_demo_summary_prints_paths_and_skill() -> None:
     assert "/d/models/mch-radar/run/best.pt" in text and "map.png" in text
     assert "4 leads to +20 min" in text
     assert "  simvp        3    0.5  0.25\n  persistence  4    0.5  0" in text
+
+
+# --- flow helpers ---------------------------------------------------------------------------
+
+
+def test_skill_rows_hand_computed() -> None:
+    from flows.evaluate import skill_rows
+
+    rows = [
+        # method, score, lead, value: SimVP MSE 2 and 4 (mean 3), persistence 4 and 8 (mean 6)
+        ("persistence", "mse", 5, 4.0),
+        ("persistence", "mse", 10, 8.0),
+        ("simvp", "mse", 5, 2.0),
+        ("simvp", "mse", 10, 4.0),
+        ("simvp", "mae", 5, 1.0),
+        ("simvp", "mae", 10, 2.0),
+        ("persistence", "mae", 5, 1.0),
+        ("persistence", "mae", 10, 1.0),
+        ("simvp", "csi", 5, 0.9),  # categorical scores are left out of the summary
+    ]
+    scores = pd.DataFrame(rows, columns=["method", "score", "lead_time_minutes", "value"])
+    assert skill_rows(scores) == [
+        {"method": "simvp", "mse": 3.0, "mae": 1.5, "mse_skill_vs_persistence": 0.5},
+        {"method": "persistence", "mse": 6.0, "mae": 1.0, "mse_skill_vs_persistence": 0.0},
+    ]
+    with pytest.raises(ValueError, match="persistence"):
+        skill_rows(scores[scores["method"] == "simvp"])
+
+
+def test_newest_observation_skips_empty_slots(tmp_path: Path) -> None:
+    import xarray as xr
+
+    from flows.forecast import newest_observation
+
+    times = pd.date_range("2016-07-11 23:00", periods=6, freq="5min")
+    present = np.array([True, True, True, False, True, False])  # last slot: pre-allocated
+    xr.Dataset({"frame_present": ("time", present)}, coords={"time": times}).to_zarr(
+        tmp_path / "s.zarr", consolidated=True
+    )
+    store = str(tmp_path / "s.zarr")
+    assert newest_observation(store, datetime(2016, 7, 12)) == datetime(2016, 7, 11, 23, 20)
+    assert newest_observation(store, datetime(2016, 7, 11, 23, 17)) == datetime(2016, 7, 11, 23, 10)
+    cet = timezone(timedelta(hours=1))  # 00:12 CET is 23:12 UTC
+    assert newest_observation(store, datetime(2016, 7, 12, 0, 12, tzinfo=cet)) == datetime(
+        2016, 7, 11, 23, 10
+    )
+    assert newest_observation(store, datetime(2016, 7, 11, 22)) is None
+    with pytest.raises(FileNotFoundError, match="run the ingest flow first"):
+        newest_observation(str(tmp_path / "missing.zarr"), datetime(2016, 7, 12))
+
+
+def test_input_age_and_fallback_note() -> None:
+    import xarray as xr
+
+    from flows.forecast import input_age, used_fallback
+
+    result = types.SimpleNamespace(
+        init_time=pd.Timestamp("2016-07-11 23:00"),
+        forecast=xr.Dataset({"fallback": ("init_time", np.array(["latest-complete: x"]))}),
+    )
+    assert input_age(result, datetime(2016, 7, 12, tzinfo=UTC)) == timedelta(hours=1)
+    assert used_fallback(result) == "latest-complete: x"
+    assert used_fallback(types.SimpleNamespace(forecast=None)) == ""
