@@ -32,6 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         lead_times=args.leads,
         render=not args.no_render,
         fallback=args.fallback,
+        max_age=args.max_age,
     )
     leads = result.lead_times
     print(f"store:      {result.store} (init_time index {result.index})")
@@ -65,7 +66,7 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--init-time",
         default=None,
-        help="forecast reference time (UTC, ISO 8601; default: the store's last time step)",
+        help="forecast reference time (UTC, ISO 8601; default: the store's newest frame)",
     )
     parser.add_argument(
         "--checkpoint",
@@ -83,6 +84,11 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
         choices=("none", "latest-complete"),
         default="none",
         help="missing inputs: fail (none, default) or use the newest complete window before",
+    )
+    parser.add_argument(
+        "--max-age",
+        default=None,
+        help="refuse inputs older than this before now, e.g. 30min (default: no limit)",
     )
     parser.add_argument("--no-render", action="store_true", help="skip the maps and animation")
     parser.add_argument(

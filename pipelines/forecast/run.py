@@ -3,10 +3,13 @@
 Input selection
 ---------------
 The inputs are the ``T_in`` frames (the checkpoint's ``in_frames``) ending **at** the init time,
-on the observation store's regular time grid. ``init_time=None`` means the store's last time
-step. Nothing is silently substituted: :class:`StaleInputError` (a ``ValueError``) is raised when
+on the observation store's regular time grid. ``init_time=None`` means the store's newest present
+frame (the store's axis is padded with absent slots to whole chunks, so its last time step is not
+the newest observation). Nothing is silently substituted: :class:`StaleInputError` (a
+``ValueError``) is raised when
 
-- the store ends before the init time (stale store),
+- the store's newest present frame is before the init time (stale store, or the last frames
+  absent), or older than ``max_age`` before now when that limit is given,
 - the init time is off the store's time grid or the store starts too late for ``T_in`` frames,
 - any input frame is absent (``frame_present`` False, or a variable all-NaN on the model grid),
   including the last frames and gaps inside the window.
@@ -152,6 +155,16 @@ def _naive_utc(t: str | np.datetime64 | pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
+def _span(delta: pd.Timedelta) -> str:
+    """``"45 min"``, ``"1 h 05 min"``, ``"3 d 02 h 00 min"`` (whole minutes)."""
+    minutes = int(pd.Timedelta(delta) / pd.Timedelta("1min"))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours:02d} h {minutes:02d} min"
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
 def _freq(step: pd.Timedelta) -> str:
     return str(pd.tseries.frequencies.to_offset(step).freqstr)
 
@@ -166,6 +179,8 @@ def select_inputs(
     init_time: str | np.datetime64 | pd.Timestamp | None = None,
     present: np.ndarray | None = None,
     fallback: Fallback = "none",
+    max_age: str | pd.Timedelta | None = None,
+    now: str | pd.Timestamp | None = None,
 ) -> InputSelection:
     """Choose the ``in_frames`` frames ending at ``init_time`` and check they are all there.
 
@@ -176,12 +191,17 @@ def select_inputs(
     in_frames : int
         ``T_in``.
     init_time : datetime-like or None
-        Requested init time (UTC); None = the store's last time.
+        Requested init time (UTC); None = the store's newest present frame.
     present : np.ndarray of bool, optional
         ``(time,)`` frame availability; default the store's ``frame_present`` (all True if absent).
         The caller may AND it with "not all-NaN on the model grid".
     fallback : {"none", "latest-complete"}
         What to do when a frame of the window is absent (see the module docstring).
+    max_age : str or pandas.Timedelta, optional
+        Refuse inputs whose init time is more than this older than ``now`` (wall-clock
+        staleness for operational runs); None = no limit (archives).
+    now : datetime-like, optional
+        Reference time for ``max_age`` (UTC); default the current time.
 
     Returns
     -------
@@ -206,24 +226,33 @@ def select_inputs(
             if "frame_present" in store_ds
             else np.ones(len(times), dtype=bool)
         )
-    requested = times[-1] if init_time is None else _naive_utc(init_time)
-    if requested > times[-1]:
-        raise StaleInputError(
-            f"the observation store ends at {_iso(times[-1])}, before the init time "
-            f"{_iso(requested)} (stale by {requested - times[-1]}); ingest newer data first"
-        )
+    if not present.any():
+        raise StaleInputError("the observation store holds no present frame")
+    newest = times[present][-1]  # the axis may be padded with absent slots beyond it
+    requested = newest if init_time is None else _naive_utc(init_time)
     if requested < times[0]:
         raise StaleInputError(
             f"init time {_iso(requested)} precedes the observation store's start {_iso(times[0])}"
         )
-    end = int(times.get_indexer([requested])[0])
-    if end < 0:
+    if (requested - times[0]) % step != pd.Timedelta(0):
+        earlier = times[0] + ((requested - times[0]) // step) * step
         raise StaleInputError(
             f"init time {_iso(requested)} is not on the store's {_freq(step)} time grid; nearest "
-            f"earlier time step {_iso(times[times <= requested][-1])}"
+            f"earlier time step {_iso(earlier)}"
         )
+    stale = ""
+    if requested > newest:
+        stale = (
+            f"the observation store's newest frame is at {_iso(newest)}, before the init time "
+            f"{_iso(requested)} (stale by {_span(requested - newest)}); ingest newer data first"
+        )
+        if fallback == "none":
+            raise StaleInputError(f"{stale}, or pass fallback='latest-complete'")
+    end = int(times.get_indexer([requested])[0]) if requested <= times[-1] else len(times) - 1
+    if end < 0:
+        raise StaleInputError(f"init time {_iso(requested)} is missing from the store's time axis")
     candidates = [end] if fallback == "none" else range(end, in_frames - 2, -1)
-    first_problem = ""
+    first_problem = stale
     for stop in candidates:
         start = stop - in_frames + 1
         if start < 0:
@@ -249,6 +278,7 @@ def select_inputs(
                             f"used {_iso(chosen)}"
                         )
                         logger.warning("input fallback: %s", note)
+                    _check_age(chosen, max_age, now)
                     return InputSelection(chosen, window, start, note)
                 problem = (
                     f"input frames absent at {_list(missing)} (window {_iso(window[0])} to "
@@ -259,6 +289,21 @@ def select_inputs(
             break
     hint = "" if fallback != "none" else "; pass fallback='latest-complete' to use older inputs"
     raise StaleInputError(f"cannot forecast from {_iso(requested)}: {first_problem}{hint}")
+
+
+def _check_age(
+    init: pd.Timestamp, max_age: str | pd.Timedelta | None, now: str | pd.Timestamp | None
+) -> None:
+    if max_age is None:
+        return
+    reference = _naive_utc(now) if now is not None else _naive_utc(pd.Timestamp.now(tz="UTC"))
+    age = reference - init
+    if age > pd.Timedelta(max_age):
+        raise StaleInputError(
+            f"the newest usable inputs end at {_iso(init)}, {_span(age)} before "
+            f"{_iso(reference)}: older than max_age {_span(pd.Timedelta(max_age))}; ingest newer "
+            "data first"
+        )
 
 
 def _list(times: pd.DatetimeIndex, limit: int = 6) -> str:
@@ -373,6 +418,8 @@ def read_inputs(
     metadata: Mapping[str, Any],
     init_time: str | np.datetime64 | pd.Timestamp | None = None,
     fallback: Fallback = "none",
+    max_age: str | pd.Timedelta | None = None,
+    now: str | pd.Timestamp | None = None,
 ) -> tuple[InputSelection, xr.DataArray]:
     """Select and read the model inputs for ``init_time``.
 
@@ -382,7 +429,7 @@ def read_inputs(
         Observation store.
     metadata : mapping
         Checkpoint metadata (``in_frames``, ``variables``, ``crop``, ``coarsen``).
-    init_time, fallback
+    init_time, fallback, max_age, now
         See :func:`select_inputs`.
 
     Returns
@@ -399,7 +446,7 @@ def read_inputs(
         else np.ones(store_ds.sizes[TIME], dtype=bool)
     )
     while True:
-        selection = select_inputs(store_ds, in_frames, init_time, present, fallback)
+        selection = select_inputs(store_ds, in_frames, init_time, present, fallback, max_age, now)
         window = slice(selection.start, selection.start + in_frames)
         frames = prepared.isel({TIME: window}).load()
         empty = frames.isnull().all([Y, X]).any(CHANNEL).values  # (T_in,) a variable all-NaN
@@ -426,6 +473,7 @@ def run_forecast(
     render: bool = True,
     fallback: Fallback = "none",
     render_leads: int = 4,
+    max_age: str | pd.Timedelta | None = None,
 ) -> ForecastResult:
     """Make one forecast of ``source`` and write it to ``DIR/forecasts/<source>.zarr``.
 
@@ -434,7 +482,7 @@ def run_forecast(
     source : str
         Catalog source name (its store is ``DIR/stores/<source>.zarr``).
     init_time : datetime-like or None
-        Forecast reference time (UTC); None = the store's last time step.
+        Forecast reference time (UTC); None = the store's newest present frame.
     checkpoint : path, loaded model or None
         Checkpoint file, an already loaded ``LoadedModel``, or None for the newest
         ``DIR/models/<source>/**/best.pt``.
@@ -449,6 +497,8 @@ def run_forecast(
         Missing-input policy (see :func:`select_inputs`).
     render_leads : int
         Number of lead-time panels in the PNG.
+    max_age : str or pandas.Timedelta, optional
+        Refuse inputs older than this relative to the current time (see :func:`select_inputs`).
 
     Returns
     -------
@@ -497,7 +547,7 @@ def run_forecast(
     ckpt_step = metadata.get("time_step")
     if ckpt_step and pd.Timedelta(pd.tseries.frequencies.to_offset(ckpt_step)) != step:
         raise ValueError(f"checkpoint time step {ckpt_step!r} differs from the store's {step}")
-    selection, frames = read_inputs(store_ds, metadata, init_time, fallback)
+    selection, frames = read_inputs(store_ds, metadata, init_time, fallback, max_age)
     values = np.asarray(frames.values, dtype=np.float32)  # (T_in, C, H, W)
     lap("read_inputs")
 

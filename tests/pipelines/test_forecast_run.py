@@ -94,8 +94,8 @@ def test_rollout_lead_count_and_rerun_replaces(tmp_path, fake):
 @pytest.mark.parametrize(
     ("absent", "init_time", "message"),
     [
-        ((), "2021-06-01T13:00", "ends at 2021-06-01T12:55Z, before the init time"),
-        ((11,), None, "absent at 2021-06-01T12:55Z"),  # the last frame missing
+        ((), "2021-06-01T13:00", "newest frame is at 2021-06-01T12:55Z, before the init time"),
+        ((11,), "2021-06-01T12:55", "newest frame is at 2021-06-01T12:50Z"),  # last frame absent
         ((9,), None, "absent at 2021-06-01T12:45Z"),  # a gap inside the window
         ((), "2021-06-01T12:52", "not on the store's 5min time grid"),
         ((), "2021-06-01T12:10", "the store starts at 2021-06-01T12:00Z"),
@@ -122,14 +122,38 @@ def test_all_nan_frame_marked_present_is_an_error(tmp_path, fake):
 
 
 def test_explicit_fallback_uses_latest_complete_window(tmp_path, fake, caplog):
-    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=(11,))
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=(9,))
     with caplog.at_level(logging.WARNING, logger="pipelines.forecast.run"):
         result = _run(tmp_path, fallback="latest-complete")
-    assert result.init_time == pd.Timestamp("2021-06-01T12:50")
+    # windows ending 12:55 and 12:50 hold the absent 12:45 → 12:25..12:40
+    assert result.init_time == pd.Timestamp("2021-06-01T12:40")
     assert "input fallback" in caplog.text
     note = open_forecast_store(result.store)["fallback"].values[0]
-    assert note.startswith("latest-complete: requested 2021-06-01T12:55Z")
-    assert note.endswith("used 2021-06-01T12:50Z")
+    assert note.startswith("latest-complete: requested 2021-06-01T12:55Z (input frames absent")
+    assert note.endswith("used 2021-06-01T12:40Z")
+    # a stale init time falls back too, when asked
+    later = _run(tmp_path, init_time="2021-06-01T13:30", fallback="latest-complete")
+    assert later.init_time == pd.Timestamp("2021-06-01T12:40")
+
+
+def test_default_init_is_newest_present_frame_and_max_age(tmp_path, fake):
+    # the store axis is padded beyond the newest frame (as ingest pads to whole chunks)
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=(10, 11))
+    assert _run(tmp_path).init_time == pd.Timestamp("2021-06-01T12:45")
+    with pytest.raises(
+        StaleInputError, match="1 h 01 min before 2021-06-01T13:46Z: older than max_age 1 h 00 min"
+    ):
+        frun.select_inputs(
+            xr.open_zarr(tmp_path / "stores" / f"{SOURCE}.zarr"), 4, max_age="1h",
+            now="2021-06-01T13:46",
+        )  # fmt: skip
+    selection = frun.select_inputs(
+        xr.open_zarr(tmp_path / "stores" / f"{SOURCE}.zarr"),
+        4,
+        max_age="1h",
+        now="2021-06-01T13:45",
+    )
+    assert list(selection.times) == list(pd.date_range("2021-06-01T12:30", periods=4, freq="5min"))
 
 
 def test_default_checkpoint_is_newest_best(tmp_path):
@@ -186,4 +210,31 @@ def test_cli_with_real_checkpoint_rolls_out(tmp_path, capsys):
     rc = main(["forecast", "--source", SOURCE, "--data-dir", str(tmp_path), "--init-time",
                "2021-06-01T14:00", "--no-render"])  # fmt: skip
     assert rc == 2
-    assert "ends at 2021-06-01T12:55Z" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "newest frame is at 2021-06-01T12:55Z" in err and "stale by 1 h 05 min" in err
+
+
+def test_real_era5_sample_through_ingest(tmp_path, fake):
+    """Shipped ERA5 sample → ingest (H4's store) → forecast: grid, CRS and values line up."""
+    pytest.importorskip("rioxarray")
+    from pipelines.ingest import ingest_source
+    from simvp_model.normalisation import Normalisation
+
+    source = "era5-t2m-uk"
+    ingest_source(source, str(tmp_path), "2019-03-10T00:00", "2019-03-10T05:00", progress=False)
+    loaded = FakeLoaded(variables=("air_temperature",))
+    loaded.normalisation = Normalisation.identity(1)
+    loaded.metadata.update(source=source, time_step="1h", crop=[0, 32, 0, 48])
+    result = run_forecast(source, data_dir=tmp_path, checkpoint=loaded, render=False)
+    assert result.init_time == pd.Timestamp("2019-03-10T05:00")
+    ds = open_forecast_store(result.store)
+    obs = xr.open_zarr(tmp_path / "stores" / f"{source}.zarr")
+    field = ds["air_temperature"].isel(init_time=0)
+    assert field.dims == ("lead_time", "latitude", "longitude") and field.attrs["units"] == "K"
+    assert ds.rio.crs.to_epsg() == 4326
+    np.testing.assert_allclose(ds["latitude"].values, obs["latitude"].values[:32, 0])
+    np.testing.assert_allclose(ds["longitude"].values, obs["longitude"].values[0, :48])
+    assert ds["latitude"].values[0] == 58.0 and ds["longitude"].values[0] == -10.0  # ERA5 corner
+    last = obs["air_temperature"].sel(time="2019-03-10T05:00").values[:32, :48]
+    np.testing.assert_allclose(field.isel(lead_time=2).values, last + 3.0, rtol=1e-6)
+    assert field["lead_time"].values[-1] == np.timedelta64(3, "h")
