@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -466,12 +467,22 @@ def _write_init_times(path: Path, times: np.ndarray, start: int) -> None:
 
 
 def _commit(path: Path, history: str) -> None:
-    """Update the history attr and consolidate the metadata (the commit point)."""
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
-    group.attrs.update({"history": history})
+    """Consolidate the metadata (the commit point), then record ``history`` in the root attrs.
+
+    Both steps replace the root ``zarr.json`` atomically and keep its consolidated metadata
+    (zarr's ``group.attrs.update`` would drop it until the next consolidation, letting readers
+    see uncommitted array shapes in between).
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         zarr.consolidate_metadata(str(path))
+    _stage("consolidated")
+    root = path / "zarr.json"
+    metadata = json.loads(root.read_text())
+    metadata.setdefault("attributes", {})["history"] = history
+    tmp = root.with_name(f"zarr.json.{uuid.uuid4().hex}.partial")
+    tmp.write_text(json.dumps(metadata))
+    os.replace(tmp, root)
 
 
 def _create(path: Path, forecast: xr.Dataset) -> None:

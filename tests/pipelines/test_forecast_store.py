@@ -294,3 +294,28 @@ def test_build_forecast_refuses_bad_input():
 
 def _provenance():
     return fstore.Provenance("c", "h", "v", "s", pd.date_range(end=T0, periods=2, freq="5min"))
+
+
+def test_readers_see_a_committed_store_at_every_write_stage(tmp_path, monkeypatch):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast(T0, 1.0))
+    seen = []
+
+    def reader(stage):  # what a concurrent reader sees at each step of the writer
+        ds = xr.open_zarr(path)  # plain reader: consolidated metadata
+        seen.append((stage, ds.sizes["init_time"], _values(ds).tolist(), ds[COMPLETE].values.all()))
+
+    monkeypatch.setattr(fstore, "_FAULT_HOOK", reader)
+    write_forecast(path, make_forecast("2021-06-01T12:05", 2.0))  # append
+    appended = {stage: rest for stage, *rest in seen}
+    seen.clear()
+    write_forecast(path, make_forecast(T0, 3.0))  # replace
+    replaced = {stage: rest for stage, *rest in seen}
+    assert appended["resized"] == [1, [1.0], True]  # the append stays invisible ...
+    assert appended["data_written"] == [1, [1.0], True]
+    assert appended["consolidated"] == [2, [1.0, 2.0], True]  # ... until the commit
+    assert appended["committed"] == [2, [1.0, 2.0], True]
+    assert replaced["flagged_incomplete"] == [2, [1.0, 2.0], False]  # flagged before any chunk
+    assert replaced["data_written"] == [2, [3.0, 2.0], False]  # new data, not yet complete
+    assert replaced["committed"] == [2, [3.0, 2.0], True]
+    assert xr.open_zarr(path).attrs["history"].endswith("replaced init_time 2021-06-01T12:00:00Z")
