@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -469,20 +468,17 @@ def _write_init_times(path: Path, times: np.ndarray, start: int) -> None:
 def _commit(path: Path, history: str) -> None:
     """Consolidate the metadata (the commit point), then record ``history`` in the root attrs.
 
-    Both steps replace the root ``zarr.json`` atomically and keep its consolidated metadata
-    (zarr's ``group.attrs.update`` would drop it until the next consolidation, letting readers
-    see uncommitted array shapes in between).
+    Both steps replace the root ``zarr.json`` atomically and keep its consolidated metadata: the
+    attrs are set on the group opened *with* its consolidated metadata (set on a group opened
+    without it, zarr would write the root without it, and readers would see uncommitted array
+    shapes until the next consolidation).
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         zarr.consolidate_metadata(str(path))
-    _stage("consolidated")
-    root = path / "zarr.json"
-    metadata = json.loads(root.read_text())
-    metadata.setdefault("attributes", {})["history"] = history
-    tmp = root.with_name(f"zarr.json.{uuid.uuid4().hex}.partial")
-    tmp.write_text(json.dumps(metadata))
-    os.replace(tmp, root)
+        _stage("consolidated")
+        group = zarr.open_group(str(path), mode="r+", use_consolidated=True)
+        group.attrs["history"] = history
 
 
 def _create(path: Path, forecast: xr.Dataset) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -302,6 +303,8 @@ def test_readers_see_a_committed_store_at_every_write_stage(tmp_path, monkeypatc
     seen = []
 
     def reader(stage):  # what a concurrent reader sees at each step of the writer
+        root = json.loads((path / "zarr.json").read_text())
+        assert root.get("consolidated_metadata"), f"no consolidated metadata at {stage}"
         ds = xr.open_zarr(path)  # plain reader: consolidated metadata
         seen.append((stage, ds.sizes["init_time"], _values(ds).tolist(), ds[COMPLETE].values.all()))
 
