@@ -531,9 +531,9 @@ def run_forecast(
         ckpt_hash = file_sha256(ckpt_name) if Path(ckpt_name).is_file() else ""  # "" = unknown
     in_frames, out_frames = _checkpoint_in_frames(loaded)
     metadata = {**loaded.metadata, "in_frames": in_frames, "out_frames": out_frames}
-    trained_on = metadata.get("source")
-    if trained_on not in (None, source):
-        logger.warning("checkpoint was trained on %r, forecasting %r", trained_on, source)
+    trained_on = list(metadata.get("sources") or [metadata.get("source")])
+    if trained_on != [None] and source not in trained_on:
+        logger.warning("checkpoint was trained on %s, forecasting %r", trained_on, source)
     n_leads = out_frames if lead_times is None else int(lead_times)
     if n_leads < 1:
         raise ValueError(f"lead_times must be >= 1, got {lead_times}")
