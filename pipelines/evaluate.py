@@ -232,7 +232,7 @@ class MethodForecasts:
     forecasts : dict of str to xr.DataArray
         Same dims and coords, one per method.
     history : xr.DataArray
-        ``(init_time, time_index, channel, y, x)`` inputs (for the example figure).
+        ``(init_time, history_frame, channel, y, x)`` inputs (for the example figure).
     """
 
     observation: xr.DataArray
