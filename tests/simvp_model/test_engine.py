@@ -66,7 +66,8 @@ def test_train_config_validation() -> None:
 
 def test_runtime_on_cpu() -> None:
     runtime = resolve_runtime(TrainConfig(accelerator="cpu"))
-    assert runtime == {"accelerator": "cpu", "precision": "32-true", "channels_last": False}
+    assert runtime == {"accelerator": "cpu", "precision": "32-true", "channels_last": True}
+    assert not resolve_runtime(TrainConfig(accelerator="cpu", channels_last=False))["channels_last"]
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_runtime(TrainConfig(accelerator="gpu"))
@@ -143,13 +144,14 @@ def test_image_metrics_only_for_untransformed_data() -> None:
     assert not image_metrics_apply(Normalisation("dbr", threshold=0.1))
 
 
-def test_channels_last_training_exports_plain_weights(tmp_path: Path) -> None:
+def test_nchw_training_and_plain_weights_in_bundle(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     splits = DataSplits(squares(8, 0), squares(4, 1), squares(4, 2), Normalisation.identity())
-    result = fit(TINY, quiet(epochs=1, channels_last=True), splits, tmp_path)
+    result = fit(TINY, quiet(epochs=1, channels_last=False), splits, tmp_path)
     loaded = load_checkpoint(result.checkpoint_path)
-    assert loaded.metadata["engine"]["runtime"]["channels_last"] == "True"
-    assert all(t.is_contiguous() for t in loaded.model.state_dict().values())
+    assert loaded.metadata["engine"]["runtime"]["channels_last"] == "False"
+    raw = torch.load(result.checkpoint_path, weights_only=True)["state_dict"]
+    assert all(t.is_contiguous() for t in raw.values())  # layout-free weights in the file
     rescored = evaluate_predictor(loaded.model, splits.test, splits.normalisation, batch_size=8)
     assert rescored["mse"] == pytest.approx(result.metrics["mse"], rel=1e-4)
 
