@@ -12,6 +12,7 @@ This module is the output layer: it prints; the flows log.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -94,6 +95,13 @@ def summary(r: PipelineResult, wall: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # Progress of the pipeline steps in the terminal; not Lightning's GPU/TPU/tips chatter.
+    # Lightning sets its logger to INFO when first imported, so import it before lowering it.
+    import lightning.pytorch  # noqa: F401
+
+    for name in ("pipelines", "simvp_model"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     # The same training parameters as the source's train-simvp deployment (e.g. the settings
     # that fit the 40-frame shipped MeteoSwiss sample), unless overridden on the command line.
     training = dict(SOURCE_PARAMETERS.get(args.source, {}).get("train-simvp", {}))
