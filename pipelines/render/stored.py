@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from data_catalog.paths import DataDir
-from data_catalog.vocabulary import INIT_TIME, LATITUDE, LONGITUDE, TIME, X, Y
+from data_catalog.vocabulary import INIT_TIME, TIME
 from pipelines.forecast.store import COMPLETE, INPUT_TIME, open_forecast_store
 from pipelines.render.maps import render_run
 
@@ -82,10 +82,8 @@ def stored_inputs(
     if len(missing):
         logger.warning("input times %s no longer in %s: forecast only", list(missing), store_path)
         return None
-    frames = prepare_frames(obs.sel({TIME: times}), json.loads(preparation)).load()
-    if LATITUDE in forecast.dims:  # geographic forecast grids use latitude/longitude dims
-        frames = frames.rename({Y: LATITUDE, X: LONGITUDE})
-    return frames
+    # dims stay (time, channel, y, x) as in the observation store; the maps use the pixel grid
+    return prepare_frames(obs.sel({TIME: times}), json.loads(preparation)).load()
 
 
 def render_stored(

@@ -238,3 +238,8 @@ def test_real_era5_sample_through_ingest(tmp_path, fake):
     last = obs["air_temperature"].sel(time="2019-03-10T05:00").values[:32, :48]
     np.testing.assert_allclose(field.isel(lead_time=2).values, last + 3.0, rtol=1e-6)
     assert field["lead_time"].values[-1] == np.timedelta64(3, "h")
+    # re-rendering reads the same inputs back (geographic grid, cropped like the checkpoint)
+    from pipelines.render.stored import load_stored_forecast, stored_inputs
+
+    observed = stored_inputs(load_stored_forecast(source, None, tmp_path), tmp_path)
+    np.testing.assert_array_equal(observed.isel(time=-1, channel=0).values, last)
