@@ -217,12 +217,21 @@ def render_forecast_map(
     return path
 
 
+def forecast_variables(forecast: xr.Dataset) -> list[str]:
+    """The floating-point data variables with a ``lead_time`` dim, in order."""
+    names = [
+        str(name)
+        for name, var in forecast.data_vars.items()
+        if LEAD_TIME in var.dims and np.issubdtype(var.dtype, np.floating)
+    ]
+    if not names:
+        raise ValueError(f"no forecast variable with a lead_time dim in {list(forecast.data_vars)}")
+    return names
+
+
 def forecast_variable(forecast: xr.Dataset) -> str:
     """First floating-point data variable with a ``lead_time`` dim."""
-    for name, var in forecast.data_vars.items():
-        if LEAD_TIME in var.dims and np.issubdtype(var.dtype, np.floating):
-            return str(name)
-    raise ValueError(f"no forecast variable with a lead_time dim in {list(forecast.data_vars)}")
+    return forecast_variables(forecast)[0]
 
 
 def figure_stem(forecast: xr.Dataset, variable: str) -> str:
@@ -241,7 +250,7 @@ def render_run(
     animate: bool = True,
     lap: Callable[[str], None] | None = None,
 ) -> tuple[str, ...]:
-    """PNG map (and GIF over lead times) per variable of one forecast under ``out_dir``.
+    """PNG map (and GIF over lead times) per variable (default: all) of one forecast.
 
     ``lap``, if given, is called with ``"render_png"`` after each map and ``"render_gif"`` after
     each animation (the caller's stage timer).
@@ -255,7 +264,7 @@ def render_run(
 
     out = Path(out_dir)
     written: list[str] = []
-    names = list(variables) if variables is not None else [forecast_variable(forecast)]
+    names = list(variables) if variables is not None else forecast_variables(forecast)
     for name in names:
         stem = figure_stem(forecast, name)
         written.append(
