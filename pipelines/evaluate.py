@@ -562,16 +562,16 @@ def evaluate_source(
         frames = prepare_frames(
             store, {**meta, "variables": meta.get("variables", spec.variable_names)}
         )
+        units = store[frames.attrs["variables"][0]].attrs.get("units", "")
+        if plan.threshold_units is not None and units != plan.threshold_units:
+            raise ValueError(
+                f"{source}: score thresholds are in {plan.threshold_units!r} but the variable "
+                f"is in {units!r}"
+            )
         archive = frames.load() if _ARCHIVE_BASELINES & set(names) else None
         parts.append(run_methods(frames, starts, in_frames, out_frames, methods, archive))
-        units = store[frames.attrs["variables"][0]].attrs.get("units", "")
     result = concat_forecasts(parts)
     result.observation.attrs["units"] = units
-    if plan.threshold_units is not None and units != plan.threshold_units:
-        raise ValueError(
-            f"{source}: score thresholds are in {plan.threshold_units!r} but the variable is in "
-            f"{units!r}"
-        )
     scores = score_forecasts(result, plan.scores, plan.image_scores)
     report_dir = root.reports(source)
     mse_ok = _beats(scores, "mse")

@@ -142,7 +142,7 @@ def test_climate_plan_scores_weighted_rmse_and_acc_and_climatology_wins_late() -
     assert by_method["climatology"] < by_method["persistence"]
 
 
-def _tiny_setup(tmp_path) -> tuple[str, str]:
+def _tiny_setup(tmp_path, units: str = "mm/h") -> tuple[str, str]:
     """A radar-like store for the catalog's knmi-radar and an untrained tiny checkpoint."""
     from simvp_model.checkpoint import save_checkpoint
     from simvp_model.config import SimVPConfig
@@ -156,7 +156,7 @@ def _tiny_setup(tmp_path) -> tuple[str, str]:
     data[20] = np.nan
     store = xr.Dataset(
         {
-            "precipitation_rate": (("time", "y", "x"), data, {"units": "mm/h"}),
+            "precipitation_rate": (("time", "y", "x"), data, {"units": units}),
             "frame_present": (("time",), present),
         },
         coords={k: v for k, v in frames.coords.items() if k != "channel"},
@@ -231,3 +231,6 @@ def test_evaluate_source_errors_name_the_problem(tmp_path) -> None:
         evaluate_source("mch-radar", data_dir=data_dir, checkpoint=checkpoint)
     with pytest.raises(ValueError, match="unknown baseline"):
         evaluate_source("knmi-radar", data_dir=data_dir, baselines=["oracle"])
+    data_dir, _ = _tiny_setup(tmp_path / "dbz", units="dBZ")
+    with pytest.raises(ValueError, match="thresholds are in 'mm/h'"):
+        evaluate_source("knmi-radar", data_dir=data_dir)
