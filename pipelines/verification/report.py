@@ -136,14 +136,18 @@ def plot_examples(
     fig = Figure(figsize=(2.4 * (len(leads) + 1) + 0.8, 2.3 * len(rows)))
     fig.subplots_adjust(left=0.02, right=0.9, bottom=0.02, top=0.88, wspace=0.1, hspace=0.3)
     axes = fig.subplots(len(rows), len(leads) + 1, squeeze=False)
-    image = axes[0, 0].imshow(last_input.values, vmin=vmin, vmax=vmax, cmap="viridis")
+    # North up: row 0 drawn at the top when y decreases (radar), at the bottom when it increases.
+    ys = np.asarray(obs[Y].values) if Y in obs.coords else np.arange(2)[::-1]
+    style = {"vmin": vmin, "vmax": vmax, "cmap": "viridis"}
+    style["origin"] = "lower" if ys.size > 1 and ys[-1] > ys[0] else "upper"
+    image = axes[0, 0].imshow(last_input.values, **style)
     axes[0, 0].set_title("last input", fontsize=8)
     for r, (name, frames) in enumerate(rows.items()):
         if r > 0:
             axes[r, 0].set_visible(False)
         for j, k in enumerate(leads):
             ax = axes[r, j + 1]
-            ax.imshow(frames.isel({LEAD_TIME: int(k)}).values, vmin=vmin, vmax=vmax, cmap="viridis")
+            ax.imshow(frames.isel({LEAD_TIME: int(k)}).values, **style)
             minutes = obs[LEAD_TIME].values[k] / np.timedelta64(1, "m")
             ax.set_title(f"{name} +{minutes:g} min", fontsize=8)
         for ax in axes[r]:
