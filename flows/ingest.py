@@ -55,6 +55,11 @@ def ingest(
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
     start, end : datetime, optional
         Inclusive period to ingest (UTC; naive values are UTC). Default: everything.
+
+    Returns
+    -------
+    pipelines.ingest.IngestReport
+        Frames written, missing time steps, store path and size.
     """
     check_source(source)
     check_period(start, end)

@@ -1,9 +1,10 @@
 """End to end through a real Prefect server: serve the deployments, run them with the CLI.
 
 Starts ``prefect server start`` on a free loopback port and ``python -m flows.deployments``
-(serving every ``<flow>/mch-radar`` deployment), each in its own process group, then runs
-``prefect deployment run 'ingest/mch-radar'``, ``'train-simvp/mch-radar'`` (a tiny config)
-and ``'forecast/mch-radar'`` with ``--watch``, and checks the checkpoint and the forecast store
+(serving every ``<flow>/mch-radar`` deployment), each in its own process group, ingests the
+shipped sample meanwhile (the ``ingest`` flow itself is covered by ``test_flows.py``), then runs
+``prefect deployment run 'train-simvp/mch-radar'`` (a tiny config) and
+``'forecast/mch-radar'`` with ``--watch``, and checks the checkpoint and the forecast store
 entry on disk. Everything started here is stopped in ``finally`` blocks, even on failure.
 """
 
@@ -150,6 +151,9 @@ def served(tmp_path: Path) -> Iterator[dict[str, str]]:
         server_log,
     )
     try:
+        from pipelines.ingest import ingest_source
+
+        ingest_source(SOURCE, data_dir=env["NOWCAST_DATA_DIR"], progress=False)  # server starts
         wait_for(f"http://127.0.0.1:{port}/api/health", 90, server, server_log)
         serve = start(
             [sys.executable, "-m", "flows.deployments", "--sources", SOURCE, "--no-schedules"],
@@ -170,12 +174,9 @@ def served(tmp_path: Path) -> Iterator[dict[str, str]]:
         stop(server)
 
 
-def test_served_deployments_ingest_train_and_forecast(
-    served: dict[str, str], tmp_path: Path
-) -> None:
+def test_served_deployments_train_and_forecast(served: dict[str, str], tmp_path: Path) -> None:
     import xarray as xr
 
-    run_deployment(f"ingest/{SOURCE}", served, {})
     run_deployment(f"train-simvp/{SOURCE}", served, TINY_TRAINING)
     checkpoints = list((tmp_path / "data" / "models" / SOURCE).rglob("best.pt"))
     assert len(checkpoints) == 1, checkpoints

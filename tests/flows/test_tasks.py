@@ -368,3 +368,25 @@ def test_input_age_and_fallback_note() -> None:
     assert input_age(result, datetime(2016, 7, 12, tzinfo=UTC)) == timedelta(hours=1)
     assert used_fallback(result) == "latest-complete: x"
     assert used_fallback(types.SimpleNamespace(forecast=None)) == ""
+
+
+def test_deployments_cli_lists_and_writes_prefect_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.deployments import main
+
+    assert main(["--list", "--sources", "mch-radar"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "ingest/mch-radar\t0 * * * *",
+        "train-simvp/mch-radar\ton demand",
+        "forecast/mch-radar\t5 * * * *",
+        "evaluate/mch-radar\ton demand",
+    ]
+    assert main(["--write-prefect-yaml", str(tmp_path / "p.yaml"), "--sources", "mch-radar"]) == 0
+    document = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    assert [d["entrypoint"] for d in document["deployments"]] == [
+        "flows/ingest.py:ingest",
+        "flows/train.py:train_simvp",
+        "flows/forecast.py:forecast",
+        "flows/evaluate.py:evaluate",
+    ]
