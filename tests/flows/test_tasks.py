@@ -390,3 +390,17 @@ def test_deployments_cli_lists_and_writes_prefect_yaml(
         "flows/forecast.py:forecast",
         "flows/evaluate.py:evaluate",
     ]
+
+
+def test_build_deployments_for_serve() -> None:
+    from flows.deployments import build_deployments
+
+    served = {d.flow_name + "/" + d.name: d for d in build_deployments(["mch-radar"])}
+    assert list(served) == [spec.full_name for spec in deployment_specs(["mch-radar"])]
+    forecast = served["forecast/mch-radar"]
+    assert forecast.entrypoint == "flows.forecast.forecast"  # module path: any working dir
+    assert [s.schedule.cron for s in forecast.schedules] == [FORECAST_CRON]
+    assert [s.schedule.cron for s in served["ingest/mch-radar"].schedules] == [INGEST_CRON]
+    assert not served["train-simvp/mch-radar"].schedules
+    unscheduled = build_deployments(["mch-radar"], schedules=False)
+    assert all(not d.schedules for d in unscheduled)
