@@ -169,7 +169,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, str]]:
             )
             yield env
         finally:
-            stop(serve)
+            stop(serve, grace=5)  # nothing runs any more; its schedules are off
     finally:
         stop(server)
 
