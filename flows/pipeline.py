@@ -102,7 +102,7 @@ def nowcast_pipeline(
     fit = train_simvp(source, root, preset, epochs, max_minutes, split, train_overrides)
     lap("train")
     checkpoint = str(fit.checkpoint_path)
-    # The sample's last frame is the newest observation: the forecast is wanted for it.
+    # Forecast from the newest observation just ingested (wanted for that time: not stale).
     result = forecast(source, None, checkpoint, root, render, as_of=report.last.to_pydatetime())
     lap("forecast")
     evaluation = evaluate(source, root, checkpoint, max_samples)
