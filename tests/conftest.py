@@ -20,3 +20,14 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not available at {path}")
     return path
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the Prefect tests last.
+
+    The Prefect test harness and servers leave background threads in the pytest process; a
+    child forked after that (the fork-based DDP and concurrent-writer tests) fails in
+    ``threading._shutdown`` on exit. Ordering keeps every fork before Prefect starts.
+    """
+    flows_dir = REPO / "tests" / "flows"
+    items.sort(key=lambda item: Path(str(item.path)).is_relative_to(flows_dir))
