@@ -36,16 +36,14 @@ TAGS = ("simvp-nowcast",)
 
 log = logging.getLogger(__name__)
 
-#: Training that fits the shipped MeteoSwiss sample, one 40-frame event (3 h 20 min at 5 min):
-#: the default split (70/15/15 with window-long gaps, 6 → 6 frames) needs 60 frames, so it
-#: uses 4 → 4 frame windows and a 50/25/25 split without gaps (20/10/10 frames: 13 train,
-#: 3 val and 3 test windows), batches of 4 (the preset's 16 would be one step per epoch) and
-#: 25 epochs (one full one-cycle schedule), about 2–3 min on 2 CPU cores, capped at 4 min.
+#: Training that fits the shipped MeteoSwiss sample, three 40-frame events (2015-05-15,
+#: 2016-07-11, 2017-01-31): the default leak-free split (70/15/15 of the valid frames with
+#: window-long gaps, 6 → 6 frames at 5 min), batches of 4 (the preset's 16 would be a handful of
+#: steps per epoch) and 25 epochs (one full one-cycle schedule), capped at 4 min on 2 CPU cores.
 SAMPLE_TRAINING: dict[str, Any] = {
     "epochs": 25,
     "max_minutes": 4.0,
-    "split": {"fractions": [0.5, 0.25, 0.25], "gap": 0},
-    "overrides": {"in_frames": 4, "out_frames": 4, "batch_size": 4},
+    "overrides": {"batch_size": 4},
 }
 
 #: Default parameters per source and flow on top of ``{"source": name}``.

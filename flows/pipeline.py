@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -50,6 +51,8 @@ class PipelineResult:
 def nowcast_pipeline(
     source: str = "mch-radar",
     data_dir: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
     preset: str | None = "radar-small",
     epochs: Annotated[int | None, Field(ge=1, le=10_000)] = None,
     max_minutes: Annotated[float | None, Field(gt=0)] = 2.5,
@@ -66,6 +69,8 @@ def nowcast_pipeline(
         Catalog source name (default the shipped MeteoSwiss radar sample).
     data_dir : str, optional
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
+    start, end : datetime, optional
+        Period to ingest (default: every file of the catalog pattern).
     preset : str, optional
         SimVP preset (default ``radar-small``).
     epochs : int, optional
@@ -97,7 +102,7 @@ def nowcast_pipeline(
         seconds[stage] = now - clock
         clock = now
 
-    report = ingest(source, root)
+    report = ingest(source, root, start, end)
     lap("ingest")
     fit = train_simvp(source, root, preset, epochs, max_minutes, split, train_overrides)
     lap("train")

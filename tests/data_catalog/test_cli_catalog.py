@@ -38,7 +38,7 @@ def test_show_prints_the_entry_as_yaml_and_the_files(capsys):
 def test_validate_accepts_the_shipped_file_and_names_bad_fields(capsys, tmp_path):
     assert main(["catalog", "validate", str(DEFAULT_CATALOG), "--files"]) == 0
     out = capsys.readouterr().out
-    assert "mch-radar: ok, 40 files" in out and "6 sources valid" in out
+    assert "mch-radar: ok, 120 files" in out and "6 sources valid" in out
     data = yaml.safe_load(DEFAULT_CATALOG.read_text())
     data["sources"]["fmi-radar"]["reader"] = "pgm"
     bad = tmp_path / "bad.yaml"

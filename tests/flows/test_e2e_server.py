@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,7 +154,14 @@ def served(tmp_path: Path) -> Iterator[dict[str, str]]:
     try:
         from pipelines.ingest import ingest_source
 
-        ingest_source(SOURCE, data_dir=env["NOWCAST_DATA_DIR"], progress=False)  # server starts
+        # one event of the sample (the 2016-07-11 one), while the server starts
+        ingest_source(
+            SOURCE,
+            data_dir=env["NOWCAST_DATA_DIR"],
+            start=pd.Timestamp("2016-07-11 20:45"),
+            end=pd.Timestamp("2016-07-12 00:00"),
+            progress=False,
+        )
         wait_for(f"http://127.0.0.1:{port}/api/health", 90, server, server_log)
         serve = start(
             [sys.executable, "-m", "flows.deployments", "--sources", SOURCE, "--no-schedules"],

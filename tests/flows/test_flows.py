@@ -27,7 +27,7 @@ from flows.train import train_simvp
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("prefect_harness")]
 
 SOURCE = "mch-radar"
-FIRST, LAST = pd.Timestamp("2016-07-11 20:45"), pd.Timestamp("2016-07-12 00:00")  # the sample
+FIRST, LAST = pd.Timestamp("2016-07-11 20:45"), pd.Timestamp("2016-07-12 00:00")  # one event
 
 #: One optimiser step on a 40 x 44 grid with a narrow network: seconds, not minutes.
 TINY_TRAINING: dict[str, Any] = {
@@ -66,7 +66,13 @@ def table(key: str) -> list[dict[str, Any]]:
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PipelineResult]:
     root = tmp_path_factory.mktemp("pipeline")
     result = nowcast_pipeline(
-        source=SOURCE, data_dir=str(root), max_samples=2, render=True, **TINY_TRAINING
+        source=SOURCE,
+        data_dir=str(root),
+        start=FIRST.to_pydatetime(),
+        end=LAST.to_pydatetime(),
+        max_samples=2,
+        render=True,
+        **TINY_TRAINING,
     )
     return root, result
 
@@ -75,7 +81,7 @@ def test_pipeline_writes_every_output_and_publishes_artifacts(
     pipeline_run: tuple[Path, PipelineResult],
 ) -> None:
     root, result = pipeline_run
-    # ingest: the whole 40-frame sample
+    # ingest: the 40-frame 2016-07-11 event of the sample
     assert result.ingest.frames_written == 40
     assert (result.ingest.first, result.ingest.last) == (FIRST, LAST)
     assert Path(result.ingest.store) == root / "stores" / f"{SOURCE}.zarr"
@@ -133,7 +139,7 @@ def test_failed_ingest_reports_stale_inputs_and_does_not_poison_later_forecasts(
     checkpoint = str(result.fit.checkpoint_path)
     data = str(tmp_path)
     # Hourly ingests: the first hours arrive...
-    ingest(SOURCE, data, end=datetime(2016, 7, 11, 23, 0))
+    ingest(SOURCE, data, start=FIRST.to_pydatetime(), end=datetime(2016, 7, 11, 23, 0))
     # ...the next hour's ingest fails with an I/O error, retried with backoff, then gives up.
     calls = []
 
@@ -163,7 +169,7 @@ def test_failed_ingest_reports_stale_inputs_and_does_not_poison_later_forecasts(
     assert "No forecast was made" in latest_artifact(f"forecast-inputs-{SOURCE}").data
 
     # The next ingest succeeds: the next forecast is fresh again.
-    ingest(SOURCE, data, start=datetime(2016, 7, 11, 23, 5))
+    ingest(SOURCE, data, start=datetime(2016, 7, 11, 23, 5), end=LAST.to_pydatetime())
     fresh = forecast(SOURCE, None, checkpoint, data, render=False, as_of=wanted)
     assert fresh.init_time == LAST
     [summary] = table(f"forecast-{SOURCE}")
@@ -184,7 +190,9 @@ def test_ingest_rerun_is_idempotent(
     before = store_digest(str(store))
     with xr.open_zarr(store) as ds:
         data_before = ds.load()
-    report = ingest(SOURCE, str(tmp_path), start=datetime(2016, 7, 11, 23, 0))
+    report = ingest(
+        SOURCE, str(tmp_path), start=datetime(2016, 7, 11, 23, 0), end=LAST.to_pydatetime()
+    )
     assert (report.frames_written, report.frames_new) == (13, 0)
     after = store_digest(str(store))
     # Every chunk and array is byte-identical; only the root metadata's history grows a line.
