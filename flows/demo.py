@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     # The same training parameters as the source's train-simvp deployment (e.g. the settings
-    # that fit the 40-frame shipped MeteoSwiss sample), unless overridden on the command line.
+    # that fit the shipped three-event MeteoSwiss sample), unless overridden on the command line.
     training = dict(SOURCE_PARAMETERS.get(args.source, {}).get("train-simvp", {}))
     start = time.perf_counter()
     result = nowcast_pipeline(
