@@ -439,7 +439,6 @@ def read_inputs(
         units (NaN kept), loaded in memory.
     """
     in_frames = int(metadata["in_frames"])
-    prepared = _prepare(store_ds, metadata)  # (time, channel, y, x), lazy
     present = (
         np.asarray(store_ds["frame_present"].values, dtype=bool)
         if "frame_present" in store_ds
@@ -448,7 +447,8 @@ def read_inputs(
     while True:
         selection = select_inputs(store_ds, in_frames, init_time, present, fallback, max_age, now)
         window = slice(selection.start, selection.start + in_frames)
-        frames = prepared.isel({TIME: window}).load()
+        # Prepare only the T_in frames of the window: the store may hold years of time steps.
+        frames = _prepare(store_ds.isel({TIME: window}), metadata).load()  # (T_in, C, H, W)
         empty = frames.isnull().all([Y, X]).any(CHANNEL).values  # (T_in,) a variable all-NaN
         if not empty.any():
             return selection, frames

@@ -243,3 +243,19 @@ def test_real_era5_sample_through_ingest(tmp_path, fake):
 
     observed = stored_inputs(load_stored_forecast(source, None, tmp_path), tmp_path)
     np.testing.assert_array_equal(observed.isel(time=-1, channel=0).values, last)
+
+
+def test_only_the_input_window_is_prepared(tmp_path, fake, monkeypatch):
+    # A store may span years of time steps (the MeteoSwiss events are 2015-2017): preparing the
+    # whole store to pick T_in frames once tried to allocate 306 GiB.
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    prepared_sizes = []
+    prepare = frun._prepare
+
+    def recording_prepare(store_ds, metadata):
+        prepared_sizes.append(store_ds.sizes["time"])
+        return prepare(store_ds, metadata)
+
+    monkeypatch.setattr(frun, "_prepare", recording_prepare)
+    _run(tmp_path)
+    assert prepared_sizes == [4]  # T_in of the checkpoint, not the 12 stored steps
