@@ -555,8 +555,8 @@ def _read_best(ckpt_path: str) -> tuple[dict[str, torch.Tensor], float]:
     Read from the file rather than from the Trainer, because with ``ddp_spawn`` training
     ran in other processes and the main process's callbacks never saw the score.
     """
-    # our own file, written moments ago by ModelCheckpoint (it holds non-tensor objects)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    # our own file, written moments ago by ModelCheckpoint; tensors, numbers and strings only
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     prefix = "model."
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     score = float("nan")
