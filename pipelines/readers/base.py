@@ -5,12 +5,14 @@ file access through fsspec, and building the contract ``xarray.Dataset`` from fr
 from __future__ import annotations
 
 import functools
+import io
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import fsspec
+import h5py
 import numpy as np
 import pandas as pd
 import pyproj
@@ -56,6 +58,22 @@ def read_bytes(path: str) -> bytes:
     """All bytes of a local file or fsspec URL."""
     with fsspec.open(path, "rb") as handle:
         return handle.read()
+
+
+def open_hdf5(path: str) -> h5py.File:
+    """Open a local or fsspec HDF5 file read-only, from its bytes.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path`` when the bytes are not a readable HDF5 file (corrupt or truncated).
+    """
+    try:
+        return h5py.File(io.BytesIO(read_bytes(path)), "r")
+    except OSError as error:
+        raise ValueError(
+            f"{path}: not a readable HDF5 file (corrupt or truncated?): {error}"
+        ) from None
 
 
 def local_copy(path: str) -> str:

@@ -18,10 +18,8 @@ Variable ``source``: ``ACRR`` (accumulation; ``mm/h`` multiplies by 60 / period 
 
 from __future__ import annotations
 
-import io
 import re
 
-import h5py
 import numpy as np
 import pandas as pd
 
@@ -34,7 +32,7 @@ from pipelines.readers.base import (
     check_name_time,
     check_shape,
     convert_units,
-    read_bytes,
+    open_hdf5,
 )
 
 #: ``image_geo_parameter`` -> (quantity name in the catalog ``source``, file units).
@@ -72,13 +70,7 @@ def metres_proj4(proj4: str, km: bool) -> str:
 @READERS.register("knmi-hdf5")
 def read_knmi_hdf5(path: str, spec: SourceSpec) -> Frames:
     """Read one KNMI HDF5 composite into one frame (see the module docstring)."""
-    raw = read_bytes(path)
-    try:
-        h5 = h5py.File(io.BytesIO(raw), "r")
-    except OSError as error:
-        raise ValueError(
-            f"{path}: not a readable HDF5 file (corrupt or truncated?): {error}"
-        ) from None
+    h5 = open_hdf5(path)
     with h5:
         try:
             image = h5["image1"]

@@ -24,7 +24,6 @@ inheritance above the dataset and does not check the grid.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 
 import h5py
@@ -41,7 +40,7 @@ from pipelines.readers.base import (
     check_name_time,
     check_shape,
     convert_units,
-    read_bytes,
+    open_hdf5,
 )
 
 #: ODIM quantity -> units of its physical values.
@@ -137,13 +136,7 @@ def _decode(h5: h5py.File, group: str, quantity: str, options: Mapping, path: st
 @READERS.register("odim-h5")
 def read_odim_h5(path: str, spec: SourceSpec) -> Frames:
     """Read one ODIM_H5 Cartesian file into one frame (see the module docstring)."""
-    raw = read_bytes(path)
-    try:
-        h5 = h5py.File(io.BytesIO(raw), "r")
-    except OSError as error:
-        raise ValueError(
-            f"{path}: not a readable HDF5 file (corrupt or truncated?): {error}"
-        ) from None
+    h5 = open_hdf5(path)
     options = dict(spec.reader_options)
     with h5:
         conventions = _text(h5.attrs.get("Conventions", b""))

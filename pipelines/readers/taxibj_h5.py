@@ -10,15 +10,12 @@ out-of-order slots are an error. Variable ``source``: ``inflow`` or ``outflow``.
 
 from __future__ import annotations
 
-import io
-
-import h5py
 import numpy as np
 import pandas as pd
 
 from data_catalog.spec import SourceSpec
 from pipelines.readers import READERS
-from pipelines.readers.base import Frames, check_shape, convert_units, read_bytes
+from pipelines.readers.base import Frames, check_shape, convert_units, open_hdf5
 
 CHANNELS = {"inflow": 0, "outflow": 1}
 
@@ -45,17 +42,11 @@ def slot_times(dates: np.ndarray, slots_per_day: int, path: str) -> np.ndarray:
 @READERS.register("taxibj-h5")
 def read_taxibj_h5(path: str, spec: SourceSpec) -> Frames:
     """Read one TaxiBJ HDF5 file into ``N`` frames (see the module docstring)."""
-    raw = read_bytes(path)
-    try:
-        with h5py.File(io.BytesIO(raw), "r") as h5:
-            if "date" not in h5 or "data" not in h5:
-                raise ValueError(f"{path}: not the TaxiBJ layout (needs 'date' and 'data')")
-            dates = h5["date"][...]
-            cube = h5["data"][...]
-    except OSError as error:
-        raise ValueError(
-            f"{path}: not a readable HDF5 file (corrupt or truncated?): {error}"
-        ) from None
+    with open_hdf5(path) as h5:
+        if "date" not in h5 or "data" not in h5:
+            raise ValueError(f"{path}: not the TaxiBJ layout (needs 'date' and 'data')")
+        dates = h5["date"][...]
+        cube = h5["data"][...]
     if cube.ndim != 4 or cube.shape[0] != len(dates):
         raise ValueError(f"{path}: data has shape {cube.shape}, expected (N={len(dates)}, 2, H, W)")
     check_shape(cube.shape, spec, path)
