@@ -22,12 +22,13 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import pandas as pd
 import pytest
+
+from tests.flows.sample import FIRST, LAST, SOURCE, TINY_OVERRIDES
+from tests.flows.sample import TINY_TRAINING as SAMPLE_TRAINING
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SOURCE = "mch-radar"
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -158,8 +159,8 @@ def served(tmp_path: Path) -> Iterator[dict[str, str]]:
         ingest_source(
             SOURCE,
             data_dir=env["NOWCAST_DATA_DIR"],
-            start=pd.Timestamp("2016-07-11 20:45"),
-            end=pd.Timestamp("2016-07-12 00:00"),
+            start=FIRST,
+            end=LAST,
             progress=False,
         )
         wait_for(f"http://127.0.0.1:{port}/api/health", 90, server, server_log)
@@ -198,20 +199,5 @@ def test_served_deployments_train_and_forecast(served: dict[str, str], tmp_path:
         assert str(checkpoints[0]) == str(forecast["checkpoint"].values[0])
 
 
-#: One optimiser step on a 40 x 44 grid with a narrow network (seconds on one core).
-TINY_TRAINING: dict[str, object] = {
-    "epochs": 1,
-    "max_minutes": None,
-    "split": {"fractions": [0.5, 0.25, 0.25], "gap": 0},
-    "overrides": {
-        "in_frames": 4,
-        "out_frames": 4,
-        "batch_size": 4,
-        "limit_train_batches": 1,
-        "limit_val_batches": 1,
-        "limit_test_batches": 1,
-        "spatial_hidden": 8,
-        "temporal_hidden": 16,
-        "coarsen": 16,
-    },
-}
+#: Parameters of the train-simvp deployment run (``overrides`` are its train_source options).
+TINY_TRAINING = {**SAMPLE_TRAINING, "overrides": TINY_OVERRIDES}

@@ -23,29 +23,13 @@ from flows.forecast import forecast
 from flows.ingest import ingest
 from flows.pipeline import PipelineResult, nowcast_pipeline
 from flows.train import train_simvp
+from tests.flows.sample import FIRST, LAST, SOURCE, TINY_OVERRIDES
+from tests.flows.sample import TINY_TRAINING as SAMPLE_TRAINING
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("prefect_harness")]
 
-SOURCE = "mch-radar"
-FIRST, LAST = pd.Timestamp("2016-07-11 20:45"), pd.Timestamp("2016-07-12 00:00")  # one event
-
-#: One optimiser step on a 40 x 44 grid with a narrow network: seconds, not minutes.
-TINY_TRAINING: dict[str, Any] = {
-    "epochs": 1,
-    "max_minutes": None,
-    "split": {"fractions": [0.5, 0.25, 0.25], "gap": 0},
-    "train_overrides": {
-        "in_frames": 4,
-        "out_frames": 4,
-        "batch_size": 4,
-        "limit_train_batches": 1,
-        "limit_val_batches": 1,
-        "limit_test_batches": 1,
-        "spatial_hidden": 8,
-        "temporal_hidden": 16,
-        "coarsen": 16,
-    },
-}
+#: Parameters of the train-simvp flow (``train_overrides`` are its train_source options).
+TINY_TRAINING: dict[str, Any] = {**SAMPLE_TRAINING, "train_overrides": TINY_OVERRIDES}
 
 
 def latest_artifact(key: str) -> Any:
