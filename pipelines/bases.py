@@ -58,6 +58,27 @@ def _from_baseline(name: str) -> BaseFn:
 BASES.add("persistence", _from_baseline("persistence"))
 BASES.add("extrapolation", _from_baseline("optical_flow"))
 BASES.add("climatology", _from_baseline("climatology"))
+# How much archive before the first valid time a base needs (the climatology baseline's default
+# period: one day, so that every lead time's time of day has a past sample).
+WARMUP: dict[str, pd.Timedelta] = {"climatology": pd.Timedelta("1D")}
+
+
+def base_available(
+    name: str, init_time: np.datetime64, archive_start: np.datetime64, step: pd.Timedelta
+) -> bool:
+    """Whether base ``name`` exists for a window issued at ``init_time``.
+
+    ``climatology`` needs an archive frame one period before the first lead's valid time
+    (``init_time + step - 1 day >= archive_start``); the other bases always exist. Windows
+    without a base are left out of training and scoring alike (see ``pipelines.windows``).
+    """
+    BASES.get(name)
+    warmup = WARMUP.get(name)
+    if warmup is None:
+        return True
+    return pd.Timestamp(init_time) + step - warmup >= pd.Timestamp(archive_start)
+
+
 if set(BASES.names()) != set(MODEL_BASES) - {"none"}:  # the model's names and ours must agree
     raise RuntimeError(f"bases {BASES.names()} != SimVPConfig bases {MODEL_BASES}")
 
