@@ -143,6 +143,7 @@ from pipelines.readers import (  # noqa: E402
     mch_gif,  # noqa: F401
     nyc_taxi_npz,  # noqa: F401
     odim_h5,  # noqa: F401
+    radolan,  # noqa: F401
     taxibj_h5,  # noqa: F401
 )
 

@@ -309,7 +309,14 @@ def _check_coords(
     y = da.coords[ydim].values.astype(float) * scale
     tol = 0.01 * min(grid.pixel_size)
     if not np.allclose(x, grid.x_coords(), atol=tol):
-        raise ValueError(f"{path}: x coordinates differ from the grid of source {spec.name!r}")
+        hint = ""
+        if grid.is_geographic and spec.reader_options.longitude == "as_stored":
+            wrapped = np.sort((x + 180.0) % 360.0 - 180.0)
+            if wrapped.shape == grid.x_coords().shape and np.allclose(wrapped, grid.x_coords()):
+                hint = " (0..360 longitudes: set reader_options.longitude: wrap_180)"
+        raise ValueError(
+            f"{path}: x coordinates differ from the grid of source {spec.name!r}{hint}"
+        )
     if np.allclose(y, grid.y_coords(), atol=tol):
         return ""
     if np.allclose(y[::-1], grid.y_coords(), atol=tol):
