@@ -4,6 +4,9 @@ coverage as 0, a satellite CRR product) and GRIB2 (local parameter table, sentin
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import eccodes
 import numpy as np
 import pandas as pd
@@ -16,6 +19,7 @@ from data_catalog.catalog import DEFAULT_CATALOG, load_catalog
 from data_catalog.spec import ReaderOptions, SourceSpec
 from pipelines.readers import READER_OPTIONS, SHARED_OPTIONS, read_file, read_source_frames
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 STERE = "+proj=stere +lat_0=90 +lon_0=10 +lat_ts=60 +ellps=WGS84 +units=m +no_defs"
 
 
@@ -328,3 +332,20 @@ def test_grib2_local_table_units_sentinels_and_longitudes(tmp_path):
     assert np.isnan(rate[1, 0]) and rate[2, 1] == 0.0
     assert np.isnan(rate).sum() == 1 and np.nansum(rate) == pytest.approx(30.0)
     assert "longitudes wrapped" in frames.notes["precipitation_rate"]
+
+
+def test_the_options_table_in_the_docs_matches_the_readers():
+    lines = (DOCS / "readers.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| option |"))
+    readers = [c.strip() for c in header.strip("|").split("|")[3:]]
+    assert sorted(readers) == sorted(READER_OPTIONS)
+    table: dict[str, set[str]] = {name: set() for name in readers}
+    for line in lines:
+        if not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))]
+        names = re.findall(r"`(\w+)`", cells[0])
+        for reader, cell in zip(readers, cells[3:], strict=True):
+            if cell.startswith("Y"):
+                table[reader].update(names)
+    assert table == {name: set(options) for name, options in READER_OPTIONS.items()}
