@@ -130,7 +130,8 @@ def _time_candidates(ds: xr.Dataset, da: xr.DataArray, tdims: list[str]) -> list
 def frame_times(
     ds: xr.Dataset, da: xr.DataArray, tdims: list[str], spec: SourceSpec, path: str
 ) -> tuple[np.ndarray, str]:
-    """Frame times of ``da`` (``datetime64[ns]``, shape ``(T,)``) and where they came from.
+    """Frame times of ``da`` (``datetime64[ns]``, shape ``(T,)``) and where they came from
+    (``""`` for a coordinate, the usual case, else a note for the ``conversion`` attr).
 
     ``reader_options.time_source`` decides (:data:`data_catalog.spec.TIME_SOURCES`):
     ``content`` reads ``reader_options.time_variable`` (a coordinate or a data variable, e.g. a
@@ -174,7 +175,8 @@ def frame_times(
             times = np.atleast_1d(ds[found[0]].values).astype("datetime64[ns]")
             if n_frames == 1:
                 check_name_time(pd.Timestamp(times[0]), spec, path)
-            return times, f"time from {found[0]!r}"
+            from_coord = found[0] in da.coords
+            return times, "" if from_coord else f"time from data variable {found[0]!r}"
         if options.time_source == "content" or named is None:
             raise ValueError(
                 f"{path}: variable {da.name!r} has no datetime coordinate "
@@ -245,7 +247,7 @@ def frames_from_dataarrays(ds: xr.Dataset, spec: SourceSpec, path: str) -> Frame
                 "and two spatial dims (select the others first)"
             )
         frame_time, time_note = frame_times(ds, da, tdims, spec, path)
-        steps = [time_note] if time_note != "time from 'time'" else []
+        steps = [time_note] if time_note else []
         outside = None
         if options.coverage_variable is not None:
             outside = _outside_coverage(ds, da, options.coverage_variable, path)

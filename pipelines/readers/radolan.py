@@ -279,6 +279,11 @@ def _to_catalog_rows(values: np.ndarray, south_first: bool, spec: SourceSpec) ->
 
 def _read_binary(raw: bytes, path: str, spec: SourceSpec) -> Frames:
     header = parse_header(raw, path)
+    if spec.reader_options.units is not None:
+        raise ValueError(
+            f"{path}: a RADOLAN binary product states its units; reader_options.units "
+            f"({spec.reader_options.units!r}) is for ASCII grids"
+        )
     for var in spec.variables:
         if var.source != header.product:
             raise ValueError(

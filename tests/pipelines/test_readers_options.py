@@ -133,6 +133,7 @@ def test_cf_netcdf_time_variable_accumulation_and_coverage(tmp_path):
     assert rate[1, 0] == pytest.approx(24.0) and rate[1, 2] == pytest.approx(3.0)
     assert np.isnan(rate[:, 3]).all() and np.isnan(rate[2, 2]) and rate[2, 0] == 0.0
     assert "outside coverage" in ds.precipitation_rate.attrs["conversion"]
+    assert "time from data variable 'valid_time'" in ds.precipitation_rate.attrs["conversion"]
     # found without the option too: the one datetime data variable
     auto = SourceSpec.from_dict(_nc_entry(accumulation_minutes=5))
     assert read_file(auto, str(path)).times[0] == np.datetime64("2021-06-01T12:05")

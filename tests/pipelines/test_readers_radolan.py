@@ -158,6 +158,8 @@ def test_extended_grid_lead_time_and_errors(tmp_path):
         read_file(spec, str(cut))
     with pytest.raises(ValueError, match=r"holds RADOLAN product 'RV', not 'RW'"):
         read_file(_spec("RW", shape=(1200, 1100)), str(path))
+    with pytest.raises(ValueError, match="states its units; reader_options.units"):
+        read_file(_spec("RV", shape=(1200, 1100), reader_options={"units": "mm"}), str(path))
     junk = tmp_path / "raa01-rv-10000-1805031115-dwd---bin"
     junk.write_bytes(b"not a radolan product")
     with pytest.raises(ValueError, match="not a RADOLAN binary product"):
