@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from data_catalog.catalog import DEFAULT_CATALOG, load_catalog
+from data_catalog.catalog import DEFAULT_CATALOG, list_files, load_catalog
 from data_catalog.spec import ReaderOptions, SourceSpec
 from pipelines.readers import READER_OPTIONS, SHARED_OPTIONS, read_file, read_source_frames
 
@@ -350,3 +350,25 @@ def test_the_options_table_in_the_docs_matches_the_readers():
             if cell.startswith("Y"):
                 table[reader].update(names)
     assert table == {name: set(options) for name, options in READER_OPTIONS.items()}
+
+
+def test_mask_on_a_real_odim_composite_counts_what_fail_would_reject():
+    """The RMI ODIM_H5 sample with a tight valid_range: ``mask`` NaNs and counts exactly the
+    pixels above it, keeps every other pixel, and ``fail`` names the file."""
+    spec = load_catalog().get("rmi-radar")
+    path = list_files(spec)[0].path
+    baseline = read_file(spec, path).data["precipitation_rate"]
+    entry = spec.to_dict()
+    entry["variables"][0]["valid_range"] = [0.0, 2.0]
+    tight = SourceSpec.from_dict(entry)
+    with pytest.raises(ValueError, match=rf"{path}: precipitation_rate spans .* outside the"):
+        read_file(tight, path)
+    frames = read_file(
+        SourceSpec.from_dict(entry | {"reader_options": {"out_of_range": "mask"}}), path
+    )
+    above = baseline > 2.0
+    assert 0 < above.sum() < np.isfinite(baseline).sum()
+    assert frames.qc_masked["precipitation_rate"].tolist() == [int(above.sum())]
+    got = frames.data["precipitation_rate"]
+    assert np.isnan(got[above]).all()
+    np.testing.assert_array_equal(got[~above], baseline[~above])
