@@ -29,7 +29,7 @@ differing from the spec, a CRS or extent in the file differing from the spec's, 
 or quantity, duplicate or non-monotonic timestamps (within a file or across files), values
 outside ``valid_range``, file-name time disagreeing with the file's own time.
 
-Options: the catalog's ``reader_options`` are a typed :class:`data_catalog.spec.ReaderOptions`.
+Options: the catalog's ``reader_options`` are a typed :class:`data_catalog.reader_options.ReaderOptions`.
 Every reader shares ``out_of_range`` (quality control of values outside ``valid_range``:
 ``fail``, the default, or ``mask`` → NaN, counted per frame in :attr:`Frames.qc_masked`) and
 declares the other options it accepts when it registers (:data:`READER_OPTIONS`); an option it
