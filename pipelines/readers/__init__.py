@@ -29,12 +29,12 @@ differing from the spec, a CRS or extent in the file differing from the spec's, 
 or quantity, duplicate or non-monotonic timestamps (within a file or across files), values
 outside ``valid_range``, file-name time disagreeing with the file's own time.
 
-Options: the catalog's ``reader_options`` are a typed :class:`data_catalog.reader_options.ReaderOptions`.
-Every reader shares ``out_of_range`` (quality control of values outside ``valid_range``:
-``fail``, the default, or ``mask`` → NaN, counted per frame in :attr:`Frames.qc_masked`) and
-declares the other options it accepts when it registers (:data:`READER_OPTIONS`); an option it
-does not accept is a ``ValueError`` naming the reader and listing its options. The table of all
-options is ``docs/readers.md``.
+Options: the catalog's ``reader_options`` are a typed
+:class:`data_catalog.reader_options.ReaderOptions`. Every reader shares ``out_of_range``
+(quality control of values outside ``valid_range``: ``fail``, the default, or ``mask`` → NaN,
+counted per frame in :attr:`Frames.qc_masked`) and declares the other options it accepts when
+it registers (:data:`READER_OPTIONS`); an option it does not accept is a ``ValueError`` naming
+the reader and listing its options. The table of all options is ``docs/readers.md``.
 
 Thread safety: HDF5, netCDF-C and ecCodes are not thread-safe; every reader opening and
 decoding such a file holds :data:`pipelines.readers.base.NATIVE_IO_LOCK` while doing so, so
