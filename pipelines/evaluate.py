@@ -41,8 +41,11 @@ from data_catalog.catalog import Catalog, load_catalog
 from data_catalog.paths import DataDir, is_url
 from data_catalog.vocabulary import CHANNEL, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
 from pipelines.baselines import BASELINES, BaselineFn, as_forecast, time_step
+from pipelines.prepare import Preparation, prepare_frames
 from pipelines.verification import get_score
 from pipelines.verification.report import wide_table, write_report
+from pipelines.windows.source import windows_from_metadata
+from simvp_model.checkpoint import load_checkpoint
 from simvp_model.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -459,10 +462,8 @@ def split_test_windows(
     paths : list of str
         The stores the ``store`` indices refer to.
     """
-    from pipelines.windows import windows_from_metadata
-
-    recorded = list(metadata.get("stores") or [metadata.get("store")])
-    here = all(p and (is_url(p) or os.path.exists(p)) for p in recorded)
+    recorded = Preparation.from_dict(metadata).stores
+    here = bool(recorded) and all(is_url(p) or os.path.exists(p) for p in recorded)
     windows = windows_from_metadata(metadata, None if here else data_dir.root, catalog)
     return list(windows.splits.windows["test"]), list(windows.test.paths)
 
@@ -523,9 +524,6 @@ def evaluate_source(
     Report
         Scores and the files written under ``DIR/reports/<source>/``.
     """
-    from pipelines.windows import prepare_frames
-    from simvp_model.checkpoint import load_checkpoint
-
     spec = (catalog or load_catalog()).get(source)
     plan = PLANS.get(spec.kind)
     names = tuple(baselines) if baselines is not None else plan.baselines
@@ -541,6 +539,9 @@ def evaluate_source(
             f"checkpoint {path} was trained on tiles {meta['tile']}; evaluation scores whole "
             "prepared grids only (retrain without tile=...)"
         )
+    preparation = Preparation.from_dict(
+        {**meta, "variables": meta.get("variables", spec.variable_names)}
+    )
     refs, paths = split_test_windows(meta, root, catalog)
     chosen = subsample(np.arange(len(refs)), max_samples)
     logger.info(
@@ -559,9 +560,7 @@ def evaluate_source(
         if not len(starts):
             continue
         store = xr.open_zarr(store_path)
-        frames = prepare_frames(
-            store, {**meta, "variables": meta.get("variables", spec.variable_names)}
-        )
+        frames = prepare_frames(store, preparation)
         units = store[frames.attrs["variables"][0]].attrs.get("units", "")
         if plan.threshold_units is not None and units != plan.threshold_units:
             raise ValueError(

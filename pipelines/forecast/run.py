@@ -30,6 +30,7 @@ are NaN where the last input frame was NaN.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -49,6 +50,8 @@ import xarray as xr
 from data_catalog.paths import DataDir
 from data_catalog.vocabulary import CHANNEL, CRS, TIME, X, Y
 from pipelines.forecast.store import ForecastGrid, Provenance, build_forecast, write_forecast
+from pipelines.prepare import Preparation, prepare_frames, store_time_step
+from pipelines.windows.source import nan_fill_values
 
 logger = logging.getLogger(__name__)
 
@@ -135,17 +138,8 @@ class ForecastResult:
 
 # ----------------------------------------------------------------------------- inputs
 def store_step(store_ds: xr.Dataset) -> pd.Timedelta:
-    """Regular time step of an observation store (``time_step`` attr, else the spacing)."""
-    step = store_ds.attrs.get("time_step")
-    if step:
-        try:
-            return pd.Timedelta(pd.tseries.frequencies.to_offset(step))
-        except ValueError:
-            return pd.Timedelta(step)
-    times = store_ds[TIME].values
-    if len(times) < 2:
-        raise ValueError(f"cannot infer the time step of a store with {len(times)} time(s)")
-    return pd.Timedelta(np.diff(times).min())
+    """Regular time step of an observation store (:func:`pipelines.prepare.store_time_step`)."""
+    return store_time_step(store_ds)
 
 
 def _naive_utc(t: str | np.datetime64 | pd.Timestamp) -> pd.Timestamp:
@@ -372,8 +366,6 @@ def physical_fill(normalisation: Any) -> np.ndarray:
     Decodes :func:`pipelines.windows.nan_fill_values`: physical zero for ``log1p``/``dbr`` (no
     rain, no counts), the training mean for ``identity``.
     """
-    from pipelines.windows import nan_fill_values
-
     C = int(normalisation.channels)
     _, fill = nan_fill_values(normalisation)  # (C,) normalised
     decoded = normalisation.decode(np.asarray(fill, dtype=np.float32).reshape(1, C, 1, 1))
@@ -398,10 +390,8 @@ def forecast_grid(frames: xr.DataArray, store_ds: xr.Dataset) -> ForecastGrid:
     )
 
 
-def _prepare(store_ds: xr.Dataset, metadata: Mapping[str, Any]) -> xr.DataArray:
-    from pipelines.windows import prepare_frames
-
-    return prepare_frames(store_ds, metadata)
+def _prepare(store_ds: xr.Dataset, preparation: Preparation) -> xr.DataArray:
+    return prepare_frames(store_ds, preparation)
 
 
 def _checkpoint_in_frames(loaded: LoadedModelLike) -> tuple[int, int]:
@@ -415,7 +405,7 @@ def _checkpoint_in_frames(loaded: LoadedModelLike) -> tuple[int, int]:
 
 def read_inputs(
     store_ds: xr.Dataset,
-    metadata: Mapping[str, Any],
+    metadata: Mapping[str, Any] | Preparation,
     init_time: str | np.datetime64 | pd.Timestamp | None = None,
     fallback: Fallback = "none",
     max_age: str | pd.Timedelta | None = None,
@@ -427,8 +417,9 @@ def read_inputs(
     ----------
     store_ds : xarray.Dataset
         Observation store.
-    metadata : mapping
-        Checkpoint metadata (``in_frames``, ``variables``, ``crop``, ``coarsen``).
+    metadata : mapping or Preparation
+        Checkpoint metadata (``in_frames``, ``variables``, ``crop``, ``coarsen``), typed by
+        :meth:`pipelines.prepare.Preparation.from_dict`.
     init_time, fallback, max_age, now
         See :func:`select_inputs`.
 
@@ -438,7 +429,10 @@ def read_inputs(
         The selection and the prepared frames ``(time=T_in, channel=C, y=H, x=W)`` in physical
         units (NaN kept), loaded in memory.
     """
-    in_frames = int(metadata["in_frames"])
+    preparation = metadata if isinstance(metadata, Preparation) else Preparation.from_dict(metadata)
+    if preparation.in_frames is None:
+        raise ValueError(f"the checkpoint metadata lacks in_frames: {preparation}")
+    in_frames = preparation.in_frames
     present = (
         np.asarray(store_ds["frame_present"].values, dtype=bool)
         if "frame_present" in store_ds
@@ -448,7 +442,7 @@ def read_inputs(
         selection = select_inputs(store_ds, in_frames, init_time, present, fallback, max_age, now)
         window = slice(selection.start, selection.start + in_frames)
         # Prepare only the T_in frames of the window: the store may hold years of time steps.
-        frames = _prepare(store_ds.isel({TIME: window}), metadata).load()  # (T_in, C, H, W)
+        frames = _prepare(store_ds.isel({TIME: window}), preparation).load()  # (T_in, C, H, W)
         empty = frames.isnull().all([Y, X]).any(CHANNEL).values  # (T_in,) a variable all-NaN
         if not empty.any():
             return selection, frames
@@ -530,9 +524,11 @@ def run_forecast(
         ckpt_name = str(getattr(loaded, "path", "") or "<in-memory model>")
         ckpt_hash = file_sha256(ckpt_name) if Path(ckpt_name).is_file() else ""  # "" = unknown
     in_frames, out_frames = _checkpoint_in_frames(loaded)
-    metadata = {**loaded.metadata, "in_frames": in_frames, "out_frames": out_frames}
-    trained_on = list(metadata.get("sources") or [metadata.get("source")])
-    if trained_on != [None] and source not in trained_on:
+    preparation = Preparation.from_dict(
+        {**loaded.metadata, "in_frames": in_frames, "out_frames": out_frames}
+    )
+    trained_on = list(preparation.sources)
+    if trained_on and source not in trained_on:
         logger.warning("checkpoint was trained on %s, forecasting %r", trained_on, source)
     n_leads = out_frames if lead_times is None else int(lead_times)
     if n_leads < 1:
@@ -544,10 +540,10 @@ def run_forecast(
         raise FileNotFoundError(f"no observation store {store_path}: run nowcast ingest first")
     store_ds = xr.open_zarr(store_path, chunks=None)
     step = store_step(store_ds)
-    ckpt_step = metadata.get("time_step")
+    ckpt_step = preparation.time_step
     if ckpt_step and pd.Timedelta(pd.tseries.frequencies.to_offset(ckpt_step)) != step:
         raise ValueError(f"checkpoint time step {ckpt_step!r} differs from the store's {step}")
-    selection, frames = read_inputs(store_ds, metadata, init_time, fallback, max_age)
+    selection, frames = read_inputs(store_ds, preparation, init_time, fallback, max_age)
     values = np.asarray(frames.values, dtype=np.float32)  # (T_in, C, H, W)
     lap("read_inputs")
 
@@ -582,7 +578,7 @@ def run_forecast(
         source_name=source,
         provenance=provenance,
         variable_attrs={v: _var_attrs(store_ds[v].attrs) for v in variables},
-        attrs={"input_preparation": json.dumps(_preparation(metadata, variables))},
+        attrs={"input_preparation": json.dumps(_input_preparation(preparation, variables))},
     )
     forecast_path = paths.forecast_store(source)
     index = write_forecast(forecast_path, forecast)
@@ -624,17 +620,9 @@ def run_forecast(
     )
 
 
-def _preparation(metadata: Mapping[str, Any], variables: list[str]) -> dict[str, Any]:
-    crop = metadata.get("crop")
-    preparation = {
-        "variables": variables,
-        "crop": None if crop is None else [int(v) for v in crop],
-        "coarsen": int(metadata.get("coarsen", 1) or 1),
-        "in_frames": int(metadata["in_frames"]),
-    }
-    if metadata.get("crops"):  # multi-source models: prepare_frames picks the store's own crop
-        preparation["crops"] = {str(k): v for k, v in dict(metadata["crops"]).items()}
-    return preparation
+def _input_preparation(preparation: Preparation, variables: list[str]) -> dict[str, Any]:
+    """The forecast store's ``input_preparation``: what :func:`prepare_frames` needs again."""
+    return dataclasses.replace(preparation.inputs(), variables=tuple(variables)).to_dict()
 
 
 def _var_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pipelines import train_source as TS
+from pipelines.prepare import KIND_DEFAULTS
 from pipelines.windows import SplitConfig
 from simvp_model.checkpoint import load_checkpoint
 from tests.pipelines.test_windows import synthetic_catalog, write_store
@@ -29,7 +30,10 @@ def test_hardware_defaults_cover_every_kind():
         cpu = TS.HARDWARE_DEFAULTS.get(kind).pick(cuda=False)
         gpu = TS.HARDWARE_DEFAULTS.get(kind).pick(cuda=True)
         assert cpu.preset and gpu.preset
-    assert TS.HARDWARE_DEFAULTS.get("radar").pick(False).coarsen == 8
+    # CPU radar uses the kind's coarsening (one place: KIND_DEFAULTS); the GPU choice overrides it
+    assert TS.HARDWARE_DEFAULTS.get("radar").pick(False).coarsen is None
+    assert KIND_DEFAULTS.get("radar").coarsen == 8
+    assert TS.HARDWARE_DEFAULTS.get("radar").pick(True).coarsen == 4
 
 
 def test_train_source_end_to_end(tmp_path):
