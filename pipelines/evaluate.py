@@ -30,7 +30,6 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,12 +39,12 @@ import xarray as xr
 from data_catalog.catalog import Catalog, load_catalog
 from data_catalog.paths import DataDir, is_url
 from data_catalog.vocabulary import CHANNEL, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
-from pipelines.baselines import BASELINES, BaselineFn, as_forecast, time_step
+from pipelines.baselines import BASELINES, BaselineFn, time_step
 from pipelines.prepare import Preparation, prepare_frames
+from pipelines.simvp_method import SimVPMethod
 from pipelines.verification import get_score
 from pipelines.verification.report import wide_table, write_report
 from pipelines.windows.source import windows_from_metadata
-from simvp_model.checkpoint import load_checkpoint
 from simvp_model.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -181,38 +180,6 @@ def subsample(starts: np.ndarray, max_samples: int | None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- methods
-def simvp_method(loaded: Any, fill: np.ndarray | None = None) -> BaselineFn:
-    """Wrap a loaded checkpoint as a method ``history → forecast`` (the baseline contract).
-
-    Parameters
-    ----------
-    loaded : simvp_model.checkpoint.LoadedModel
-        The checkpoint.
-    fill : np.ndarray, shape (C,), optional
-        Physical value per channel put where the history is NaN; default from the
-        checkpoint's normalisation (0 for ``dbr``/``log1p``, the train mean for ``identity``).
-    """
-    from simvp_model.predict import predict  # torch only when SimVP is evaluated
-
-    norm = loaded.normalisation
-    if fill is None:
-        if norm.transform in ("dbr", "log1p"):
-            fill = np.zeros(norm.channels)
-        else:  # identity: normalised 0 is the train mean, i.e. ``offset`` in physical units
-            fill = np.asarray(norm.offset, dtype="float64")
-    fill = np.asarray(fill, dtype="float32").reshape(-1)
-
-    def forecast(history: xr.DataArray, steps: int, **context: Any) -> xr.DataArray:
-        if history.dims[1:] != (CHANNEL, Y, X):
-            raise ValueError(f"SimVP needs history dims (time, channel, y, x), got {history.dims}")
-        frames = np.asarray(history.values, dtype="float32")  # (T_in, C, H, W)
-        frames = np.where(np.isfinite(frames), frames, fill[None, :, None, None])
-        out = predict(loaded, frames, horizon=int(steps))  # (steps, C, H, W) physical
-        return as_forecast(history, out, time_step(history, context.get("time_step")))
-
-    return forecast
-
-
 def _stack(
     forecasts: Sequence[xr.DataArray], init_times: np.ndarray, template: xr.DataArray
 ) -> xr.DataArray:
@@ -481,18 +448,6 @@ def concat_forecasts(parts: Sequence[MethodForecasts]) -> MethodForecasts:
     )
 
 
-def default_checkpoint(data_dir: DataDir, source: str) -> str:
-    """The newest ``*.pt`` bundle under ``DIR/models/<source>/`` (``FileNotFoundError`` if none)."""
-    root = Path(data_dir.models(source))
-    bundles = sorted(root.rglob("*.pt"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-    if not bundles:
-        raise FileNotFoundError(
-            f"no checkpoint (*.pt) under {root}; train one first (nowcast train --source {source})"
-            " or pass --checkpoint"
-        )
-    return str(bundles[-1])
-
-
 def evaluate_source(
     source: str,
     data_dir: str | os.PathLike[str] | None = None,
@@ -510,7 +465,8 @@ def evaluate_source(
     data_dir : str or path, optional
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
     checkpoint : str or path, optional
-        SimVP bundle; default the newest ``*.pt`` under ``DIR/models/<source>/``. Its metadata
+        SimVP bundle; default :func:`pipelines.simvp_method.default_checkpoint` (the newest
+        ``best.pt`` under ``DIR/models/<source>/``). Its metadata
         gives the variables, crop, coarsening, frame counts and the test period.
     catalog : Catalog, optional
         Default: the shipped catalog (for the source's kind).
@@ -528,20 +484,21 @@ def evaluate_source(
     plan = PLANS.get(spec.kind)
     names = tuple(baselines) if baselines is not None else plan.baselines
     root = DataDir.resolve(data_dir)
-    path = os.fspath(checkpoint) if checkpoint is not None else default_checkpoint(root, source)
-    loaded = load_checkpoint(path)
+    method = SimVPMethod.resolve(source, checkpoint, root.root)
+    path, loaded = method.name, method.loaded
     meta = loaded.metadata
-    if meta.get("source") not in (None, source):
-        raise ValueError(f"checkpoint {path} was trained on {meta.get('source')!r}, not {source!r}")
-    in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
-    if meta.get("tile"):
-        raise ValueError(
-            f"checkpoint {path} was trained on tiles {meta['tile']}; evaluation scores whole "
-            "prepared grids only (retrain without tile=...)"
-        )
     preparation = Preparation.from_dict(
         {**meta, "variables": meta.get("variables", spec.variable_names)}
     )
+    trained_on = "+".join(preparation.sources)
+    if trained_on not in ("", source):
+        raise ValueError(f"checkpoint {path} was trained on {trained_on!r}, not {source!r}")
+    in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
+    if preparation.tile:
+        raise ValueError(
+            f"checkpoint {path} was trained on tiles {list(preparation.tile)}; evaluation scores "
+            "whole prepared grids only (retrain without tile=...)"
+        )
     refs, paths = split_test_windows(meta, root, catalog)
     chosen = subsample(np.arange(len(refs)), max_samples)
     logger.info(
@@ -552,7 +509,7 @@ def evaluate_source(
         in_frames,
         out_frames,
     )
-    methods: dict[str, BaselineFn] = {SIMVP: simvp_method(loaded)}
+    methods: dict[str, BaselineFn] = {SIMVP: method.as_baseline()}
     methods.update({name: BASELINES.get(name) for name in names})
     parts = []
     for s, store_path in enumerate(paths):
@@ -577,7 +534,7 @@ def evaluate_source(
     notes = [
         f"source `{source}` ({spec.kind}), checkpoint `{path}`",
         f"{len(chosen)} test windows (of {len(refs)}) in {meta.get('test_period')}; "
-        f"{in_frames} input -> {out_frames} output frames at {meta.get('time_step')}",
+        f"{in_frames} input -> {out_frames} output frames at {preparation.time_step}",
         "scores pooled over windows and pixels per lead time; NaN observation pixels excluded",
         f"SimVP MSE below persistence at every lead time: {'yes' if mse_ok else 'no'}",
     ]
@@ -606,5 +563,4 @@ __all__: list[str] = [
     "evaluate_source",
     "run_methods",
     "score_forecasts",
-    "simvp_method",
 ]

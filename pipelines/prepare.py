@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from simvp_model.registry import Registry
+
+if TYPE_CHECKING:  # type only: the normalisation module imports torch
+    from simvp_model.normalisation import Normalisation
 
 __all__ = [
     "KIND_DEFAULTS",
@@ -29,6 +32,7 @@ __all__ = [
     "SpatialConfig",
     "block_mean",
     "centred_crop",
+    "nan_fill_values",
     "prepare_frames",
     "spatial_config_from",
     "store_time_step",
@@ -413,3 +417,16 @@ def centred_crop(
         raise ValueError(f"grid ({ny}, {nx}) has no {multiple}-multiple crop of size {size}")
     y0, x0 = (ny - h) // 2, (nx - w) // 2
     return y0, y0 + h, x0, x0 + w
+
+
+def nan_fill_values(normalisation: Normalisation) -> tuple[str, np.ndarray]:
+    """What NaN pixels become, in normalised units, shape ``(C,)``.
+
+    ``dbr``/``log1p`` (rain rate, counts): the encoded physical zero (kind ``"zero"``);
+    ``identity``: 0, the normalised train mean (kind ``"mean"``).
+    """
+    C = normalisation.channels
+    if normalisation.transform in ("dbr", "log1p"):
+        zero = np.zeros((1, C, 1, 1), dtype=np.float32)  # (T, C, H, W) of physical zeros
+        return "zero", np.asarray(normalisation.encode(zero), dtype=np.float32).reshape(C)
+    return "mean", np.zeros(C, dtype=np.float32)

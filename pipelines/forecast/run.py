@@ -20,19 +20,15 @@ as a warning and recorded in the forecast's ``fallback`` provenance variable.
 
 Model
 -----
-The checkpoint defaults to the newest (by modification time) ``best.pt`` under
-``DIR/models/<source>/`` (searched recursively). Lead times default to the model's native
-``out_frames`` steps; more (``lead_times=N``) are rolled out by ``simvp_model.predict``. Pixels
-still NaN inside present input frames (outside radar range) are filled as in training (physical
-zero for ``log1p``/``dbr`` normalisations, the training mean for ``identity``), and forecast pixels
-are NaN where the last input frame was NaN.
+The method is a :class:`pipelines.simvp_method.SimVPMethod`: its default checkpoint, NaN-fill
+policy and provenance hash are defined there, once for forecasting and verification. Lead times
+default to the model's native ``out_frames`` steps; more (``lead_times=N``) are rolled out by
+``simvp_model.predict``. Forecast pixels are NaN where the last input frame was NaN.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -40,7 +36,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -51,26 +47,17 @@ from data_catalog.paths import DataDir
 from data_catalog.vocabulary import CHANNEL, CRS, TIME, X, Y
 from pipelines.forecast.store import ForecastGrid, Provenance, build_forecast, write_forecast
 from pipelines.prepare import Preparation, prepare_frames, store_time_step
-from pipelines.windows.source import nan_fill_values
+from pipelines.simvp_method import SimVPMethod
+from simvp_model.checkpoint import LoadedModel
 
 logger = logging.getLogger(__name__)
 
 Fallback = Literal["none", "latest-complete"]
 FALLBACKS: tuple[str, ...] = ("none", "latest-complete")
-DEFAULT_CHECKPOINT_NAME = "best.pt"
 
 
 class StaleInputError(ValueError):
     """The input frames for the requested init time are missing, stale or off-grid."""
-
-
-class LoadedModelLike(Protocol):
-    """What :func:`run_forecast` needs of ``simvp_model.checkpoint.LoadedModel``."""
-
-    model: Any
-    config: Any
-    normalisation: Any
-    metadata: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -305,73 +292,6 @@ def _list(times: pd.DatetimeIndex, limit: int = 6) -> str:
     return shown + (f" … ({len(times)} in all)" if len(times) > limit else "")
 
 
-# ----------------------------------------------------------------------------- model
-def default_checkpoint(source: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Newest ``best.pt`` (by modification time) under ``DIR/models/<source>/``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is none.
-    """
-    root = Path(DataDir.resolve(data_dir).models(source))
-    found = sorted(root.rglob(DEFAULT_CHECKPOINT_NAME), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(
-            f"no {DEFAULT_CHECKPOINT_NAME} under {root}: train a model for {source!r} first "
-            "(nowcast train) or pass a checkpoint"
-        )
-    return found[-1]
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def model_version(loaded: LoadedModelLike) -> str:
-    """Package version and architecture of a loaded model, for provenance."""
-    try:
-        package = importlib.metadata.version("simvp-nowcast")
-    except importlib.metadata.PackageNotFoundError:
-        package = "unknown"
-    cfg = loaded.config
-    arch = "/".join(str(getattr(cfg, a, "?")) for a in ("spatial", "translator"))
-    return (
-        f"simvp-nowcast {package}; SimVP {arch} T_in={getattr(cfg, 'in_frames', '?')} "
-        f"T_out={getattr(cfg, 'out_frames', '?')}"
-    )
-
-
-def _load(checkpoint: str | os.PathLike[str]) -> LoadedModelLike:
-    from simvp_model.checkpoint import load_checkpoint
-
-    return load_checkpoint(checkpoint)
-
-
-def _predict(loaded: LoadedModelLike, frames: np.ndarray, horizon: int) -> np.ndarray:
-    """``(1, T_in, C, H, W)`` physical → ``(1, horizon, C, H, W)`` physical."""
-    from simvp_model.predict import predict
-
-    return np.asarray(predict(loaded, frames, horizon=horizon))
-
-
-def physical_fill(normalisation: Any) -> np.ndarray:
-    """Per-channel physical value for NaN pixels, exactly as in training: ``(C,)`` float32.
-
-    Decodes :func:`pipelines.windows.nan_fill_values`: physical zero for ``log1p``/``dbr`` (no
-    rain, no counts), the training mean for ``identity``.
-    """
-    C = int(normalisation.channels)
-    _, fill = nan_fill_values(normalisation)  # (C,) normalised
-    decoded = normalisation.decode(np.asarray(fill, dtype=np.float32).reshape(1, C, 1, 1))
-    return np.asarray(decoded, dtype=np.float32).reshape(C)
-
-
 # ----------------------------------------------------------------------------- grid
 def forecast_grid(frames: xr.DataArray, store_ds: xr.Dataset) -> ForecastGrid:
     """The grid of prepared frames: their ``y``/``x`` and ``latitude``/``longitude`` coords."""
@@ -392,15 +312,6 @@ def forecast_grid(frames: xr.DataArray, store_ds: xr.Dataset) -> ForecastGrid:
 
 def _prepare(store_ds: xr.Dataset, preparation: Preparation) -> xr.DataArray:
     return prepare_frames(store_ds, preparation)
-
-
-def _checkpoint_in_frames(loaded: LoadedModelLike) -> tuple[int, int]:
-    meta = loaded.metadata
-    in_frames = int(meta.get("in_frames", getattr(loaded.config, "in_frames", 0)))
-    out_frames = int(meta.get("out_frames", getattr(loaded.config, "out_frames", 0)))
-    if in_frames < 1 or out_frames < 1:
-        raise ValueError(f"checkpoint lacks in_frames/out_frames: {in_frames=} {out_frames=}")
-    return in_frames, out_frames
 
 
 def read_inputs(
@@ -461,7 +372,7 @@ def read_inputs(
 def run_forecast(
     source: str,
     init_time: str | np.datetime64 | pd.Timestamp | None = None,
-    checkpoint: str | os.PathLike[str] | LoadedModelLike | None = None,
+    checkpoint: str | os.PathLike[str] | LoadedModel | SimVPMethod | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     lead_times: int | None = None,
     render: bool = True,
@@ -477,9 +388,11 @@ def run_forecast(
         Catalog source name (its store is ``DIR/stores/<source>.zarr``).
     init_time : datetime-like or None
         Forecast reference time (UTC); None = the store's newest present frame.
-    checkpoint : path, loaded model or None
-        Checkpoint file, an already loaded ``LoadedModel``, or None for the newest
-        ``DIR/models/<source>/**/best.pt``.
+    checkpoint : path, LoadedModel, SimVPMethod or None
+        The method (:class:`pipelines.simvp_method.SimVPMethod`), a checkpoint file or an already
+        loaded ``LoadedModel`` to wrap as one, or None for the default checkpoint
+        (:func:`pipelines.simvp_method.default_checkpoint`: the newest
+        ``DIR/models/<source>/**/best.pt``).
     data_dir : path or None
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
     lead_times : int or None
@@ -511,22 +424,9 @@ def run_forecast(
         clock, cpu_clock = now, cpu_now
 
     paths = DataDir.resolve(data_dir)
-    if isinstance(checkpoint, str | os.PathLike) or checkpoint is None:
-        ckpt_path = (
-            Path(checkpoint) if checkpoint is not None else default_checkpoint(source, data_dir)
-        )
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist")
-        loaded = _load(ckpt_path)
-        ckpt_name, ckpt_hash = str(ckpt_path), file_sha256(ckpt_path)
-    else:
-        loaded = checkpoint
-        ckpt_name = str(getattr(loaded, "path", "") or "<in-memory model>")
-        ckpt_hash = file_sha256(ckpt_name) if Path(ckpt_name).is_file() else ""  # "" = unknown
-    in_frames, out_frames = _checkpoint_in_frames(loaded)
-    preparation = Preparation.from_dict(
-        {**loaded.metadata, "in_frames": in_frames, "out_frames": out_frames}
-    )
+    method = SimVPMethod.resolve(source, checkpoint, data_dir)
+    in_frames, out_frames = method.frames()
+    preparation = method.preparation()
     trained_on = list(preparation.sources)
     if trained_on and source not in trained_on:
         logger.warning("checkpoint was trained on %s, forecasting %r", trained_on, source)
@@ -547,14 +447,8 @@ def run_forecast(
     values = np.asarray(frames.values, dtype=np.float32)  # (T_in, C, H, W)
     lap("read_inputs")
 
-    nan = np.isnan(values)
-    if nan.any():
-        fill = physical_fill(loaded.normalisation)  # (C,)
-        values = np.where(nan, fill[None, :, None, None], values)  # (T_in, C, H, W)
-    predicted = _predict(loaded, values[None], n_leads)  # (1, L, C, H, W)
-    expected = (1, n_leads, *values.shape[1:])
-    if predicted.shape != expected:
-        raise ValueError(f"model returned shape {predicted.shape}, expected {expected}")
+    nan = np.isnan(values)  # (T_in, C, H, W)
+    predicted = method.predict(values, n_leads)[None]  # (1, L, C, H, W), NaN inputs filled
     predicted = np.where(nan[-1][None, None], np.nan, predicted)[0]  # (L, C, H, W)
     lap("predict")
 
@@ -562,9 +456,9 @@ def run_forecast(
     variables = [str(v) for v in frames[CHANNEL].values]
     leads = pd.TimedeltaIndex([step * (i + 1) for i in range(n_leads)])
     provenance = Provenance(
-        checkpoint=ckpt_name,
-        checkpoint_sha256=ckpt_hash,
-        model_version=model_version(loaded),
+        checkpoint=method.name,
+        checkpoint_sha256=method.sha256,
+        model_version=method.version(),
         source_store=str(store_path),
         input_times=selection.times.values,
         fallback=selection.fallback,
@@ -612,7 +506,7 @@ def run_forecast(
         lead_times=leads,
         store=str(forecast_path),
         index=index,
-        checkpoint=ckpt_name,
+        checkpoint=method.name,
         figures=figures,
         timings=timings,
         cpu_timings=cpu_timings,

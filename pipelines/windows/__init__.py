@@ -54,6 +54,7 @@ from pipelines.prepare import (
     SpatialConfig,
     block_mean,
     centred_crop,
+    nan_fill_values,
     prepare_frames,
     spatial_config_from,
     store_time_step,
@@ -80,7 +81,6 @@ from pipelines.windows.scan import (
 )
 from pipelines.windows.source import (
     SourceWindows,
-    nan_fill_values,
     normalisation_from_stats,
     source_names,
     source_splits,

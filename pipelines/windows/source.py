@@ -13,7 +13,13 @@ import numpy as np
 
 from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir, is_url
-from pipelines.prepare import KIND_DEFAULTS, Preparation, SpatialConfig, centred_crop
+from pipelines.prepare import (
+    KIND_DEFAULTS,
+    Preparation,
+    SpatialConfig,
+    centred_crop,
+    nan_fill_values,
+)
 from pipelines.windows.config import SPLITS, SplitConfig, WindowConfig
 from pipelines.windows.dataset import ZarrWindows
 from pipelines.windows.scan import open_store, scan_store
@@ -63,19 +69,6 @@ def normalisation_from_stats(
         fitted_offset.append(offset)
         fitted_scale.append(scale)
     return Normalisation(transform, tuple(fitted_offset), tuple(fitted_scale), threshold)
-
-
-def nan_fill_values(normalisation: Normalisation) -> tuple[str, np.ndarray]:
-    """What NaN pixels become, in normalised units, shape ``(C,)``.
-
-    ``dbr``/``log1p`` (rain rate, counts): the encoded physical zero; ``identity``: 0, the
-    normalised train mean.
-    """
-    C = normalisation.channels
-    if normalisation.transform in ("dbr", "log1p"):
-        zero = np.zeros((1, C, 1, 1), dtype=np.float32)  # (T, C, H, W) of physical zeros
-        return "zero", np.asarray(normalisation.encode(zero), dtype=np.float32).reshape(C)
-    return "mean", np.zeros(C, dtype=np.float32)
 
 
 @dataclass
