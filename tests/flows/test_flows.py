@@ -85,7 +85,8 @@ def test_pipeline_writes_every_output_and_publishes_artifacts(
     assert summary["stale"] is False and summary["init_time"] == str(LAST)
     assert any(Path(p).suffix == ".png" and Path(p).is_file() for p in fc.figures)
     link = latest_artifact(f"forecast-map-{SOURCE}").data  # "[name.png](file:///...png)"
-    assert f"({Path(fc.figures[0]).resolve().as_uri()})" in link or ".png)" in link
+    png = next(Path(p) for p in fc.figures if str(p).endswith(".png"))  # the published map
+    assert f"[{png.name}]({png.resolve().as_uri()})" in link
     # evaluate: SimVP and persistence on the same windows; persistence has skill 0 by definition
     skill = {row["method"]: row for row in result.skill}
     assert list(skill)[:2] == ["simvp", "persistence"]
