@@ -22,7 +22,7 @@ from data_catalog.paths import DataDir
 from data_catalog.vocabulary import INIT_TIME, TIME
 from pipelines.forecast.store import COMPLETE, INPUT_TIME, open_forecast_store
 from pipelines.prepare import Preparation, prepare_frames
-from pipelines.render.maps import render_run
+from pipelines.render.run import render_run
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 
 from pipelines.cli import main
+from pipelines.forecast import inputs as forecast_inputs
 from pipelines.forecast import run as frun
 from pipelines.forecast.run import StaleInputError, run_forecast
 from pipelines.forecast.store import open_forecast_store
@@ -38,7 +39,6 @@ def fake():
 
 def _run(data_dir, predictor, **kwargs):
     kwargs.setdefault("checkpoint", SimVPMethod.from_loaded(FakeLoaded(), predictor))
-    kwargs.setdefault("render", False)
     return run_forecast(SOURCE, data_dir=data_dir, **kwargs)
 
 
@@ -144,13 +144,13 @@ def test_default_init_is_newest_present_frame_and_max_age(tmp_path, fake):
     ):
         frun.select_inputs(
             xr.open_zarr(tmp_path / "stores" / f"{SOURCE}.zarr"), 4, max_age="1h",
-            now="2021-06-01T13:46",
+            as_of="2021-06-01T13:46",
         )  # fmt: skip
     selection = frun.select_inputs(
         xr.open_zarr(tmp_path / "stores" / f"{SOURCE}.zarr"),
         4,
         max_age="1h",
-        now="2021-06-01T13:45",
+        as_of="2021-06-01T13:45",
     )
     assert list(selection.times) == list(pd.date_range("2021-06-01T12:30", periods=4, freq="5min"))
 
@@ -225,7 +225,7 @@ def test_real_era5_sample_through_ingest(tmp_path, fake):
     loaded.normalisation = Normalisation.identity(1)
     loaded.metadata.update(source=source, time_step="1h", crop=[0, 32, 0, 48])
     result = run_forecast(
-        source, data_dir=tmp_path, checkpoint=SimVPMethod.from_loaded(loaded, fake), render=False
+        source, data_dir=tmp_path, checkpoint=SimVPMethod.from_loaded(loaded, fake)
     )
     assert result.init_time == pd.Timestamp("2019-03-10T05:00")
     ds = open_forecast_store(result.store)
@@ -251,12 +251,12 @@ def test_only_the_input_window_is_prepared(tmp_path, fake, monkeypatch):
     # whole store to pick T_in frames once tried to allocate 306 GiB.
     obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
     prepared_sizes = []
-    prepare = frun._prepare
+    prepare = forecast_inputs.prepare_frames
 
-    def recording_prepare(store_ds, metadata):
+    def recording_prepare(store_ds, preparation):
         prepared_sizes.append(store_ds.sizes["time"])
-        return prepare(store_ds, metadata)
+        return prepare(store_ds, preparation)
 
-    monkeypatch.setattr(frun, "_prepare", recording_prepare)
+    monkeypatch.setattr(forecast_inputs, "prepare_frames", recording_prepare)
     _run(tmp_path, fake)
     assert prepared_sizes == [4]  # T_in of the checkpoint, not the 12 stored steps
