@@ -60,9 +60,9 @@ class InputSelection:
     Parameters
     ----------
     init_time : pandas.Timestamp
-        Forecast reference time (time of the last input frame, UTC, naive).
+        Forecast reference time (time of the last input frame), tz-aware UTC.
     times : pandas.DatetimeIndex
-        ``(T_in,)`` input times, oldest first.
+        ``(T_in,)`` input times, oldest first, tz-aware UTC.
     start : int
         Index of the first input frame on the store's ``time`` axis.
     fallback : str
@@ -215,7 +215,8 @@ def select_inputs(
                         )
                         logger.warning("input fallback: %s", note)
                     _check_age(chosen, max_age, as_of)
-                    return InputSelection(chosen, window, start, note)
+                    utc = (chosen.tz_localize("UTC"), window.tz_localize("UTC"))
+                    return InputSelection(*utc, start, note)
                 problem = (
                     f"input frames absent at {_list(missing)} (window {_iso(window[0])} to "
                     f"{_iso(window[-1])})"

@@ -92,7 +92,7 @@ class ForecastResult:
     source : str
         Source name.
     init_time : pandas.Timestamp
-        Forecast reference time (UTC, naive).
+        Forecast reference time, tz-aware UTC (as every init time the pipelines return).
     lead_times : pandas.TimedeltaIndex
         ``(L,)`` lead times written.
     store : str

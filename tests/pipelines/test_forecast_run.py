@@ -45,7 +45,7 @@ def _run(data_dir, predictor, **kwargs):
 def test_forecast_values_provenance_and_grid(tmp_path, fake):
     store = obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
     result = _run(tmp_path, fake)
-    assert result.init_time == pd.Timestamp(LAST)  # default: the store's last time step
+    assert result.init_time == pd.Timestamp(LAST, tz="UTC")  # default: the store's last time step
     assert list(result.lead_times) == [pd.Timedelta(minutes=m) for m in (5, 10, 15)]
     ((frames, horizon),) = fake
     assert horizon == 3 and frames.shape == (1, 4, 1, 32, 32)
@@ -117,7 +117,7 @@ def test_all_nan_frame_marked_present_is_an_error(tmp_path, fake):
     with pytest.raises(StaleInputError, match="all-NaN at 2021-06-01T12:50Z"):
         _run(tmp_path, fake)
     result = _run(tmp_path, fake, fallback="latest-complete")
-    assert result.init_time == pd.Timestamp("2021-06-01T12:45")  # window 12:30..12:45
+    assert result.init_time == pd.Timestamp("2021-06-01T12:45", tz="UTC")  # window 12:30..12:45
 
 
 def test_explicit_fallback_uses_latest_complete_window(tmp_path, fake, caplog):
@@ -125,20 +125,20 @@ def test_explicit_fallback_uses_latest_complete_window(tmp_path, fake, caplog):
     with caplog.at_level(logging.WARNING, logger="pipelines.forecast.run"):
         result = _run(tmp_path, fake, fallback="latest-complete")
     # windows ending 12:55 and 12:50 hold the absent 12:45 → 12:25..12:40
-    assert result.init_time == pd.Timestamp("2021-06-01T12:40")
+    assert result.init_time == pd.Timestamp("2021-06-01T12:40", tz="UTC")
     assert "input fallback" in caplog.text
     note = open_forecast_store(result.store)["fallback"].values[0]
     assert note.startswith("latest-complete: requested 2021-06-01T12:55Z (input frames absent")
     assert note.endswith("used 2021-06-01T12:40Z")
     # a stale init time falls back too, when asked
     later = _run(tmp_path, fake, init_time="2021-06-01T13:30", fallback="latest-complete")
-    assert later.init_time == pd.Timestamp("2021-06-01T12:40")
+    assert later.init_time == pd.Timestamp("2021-06-01T12:40", tz="UTC")
 
 
 def test_default_init_is_newest_present_frame_and_max_age(tmp_path, fake):
     # the store axis is padded beyond the newest frame (as ingest pads to whole chunks)
     obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=(10, 11))
-    assert _run(tmp_path, fake).init_time == pd.Timestamp("2021-06-01T12:45")
+    assert _run(tmp_path, fake).init_time == pd.Timestamp("2021-06-01T12:45", tz="UTC")
     with pytest.raises(
         StaleInputError, match="1 h 01 min before 2021-06-01T13:46Z: older than max_age 1 h 00 min"
     ):
@@ -152,7 +152,9 @@ def test_default_init_is_newest_present_frame_and_max_age(tmp_path, fake):
         max_age="1h",
         as_of="2021-06-01T13:45",
     )
-    assert list(selection.times) == list(pd.date_range("2021-06-01T12:30", periods=4, freq="5min"))
+    assert list(selection.times) == list(
+        pd.date_range("2021-06-01T12:30", periods=4, freq="5min", tz="UTC")
+    )
 
 
 def test_default_checkpoint_is_newest_best(tmp_path):
@@ -227,7 +229,7 @@ def test_real_era5_sample_through_ingest(tmp_path, fake):
     result = run_forecast(
         source, data_dir=tmp_path, checkpoint=SimVPMethod.from_loaded(loaded, fake)
     )
-    assert result.init_time == pd.Timestamp("2019-03-10T05:00")
+    assert result.init_time == pd.Timestamp("2019-03-10T05:00", tz="UTC")
     ds = open_forecast_store(result.store)
     obs = xr.open_zarr(tmp_path / "stores" / f"{source}.zarr")
     field = ds["air_temperature"].isel(init_time=0)
