@@ -14,19 +14,19 @@ time; :func:`evaluate_source` does it for a trained checkpoint and writes the re
 
 Test windows: the test split of :mod:`pipelines.windows`, rebuilt from the checkpoint's metadata
 (same stores, crop, coarsening, window lengths, split fractions and gap); the frames are prepared
-exactly as for training (:func:`pipelines.windows.prepare_frames`), but kept in physical units
+exactly as for training (:func:`pipelines.prepare.prepare_frames`), but kept in physical units
 and with their coordinates (times for the climatology baselines, latitude for weighted scores).
 Observations keep their NaN (no data) and those pixels are left out of every score. SimVP
-cannot take NaN input, so NaN history pixels are set to physical zero for ``dbr``/``log1p``
-normalisation and to the training mean for ``identity`` (the fill used in training).
+cannot take NaN input: :class:`pipelines.simvp_method.SimVPMethod` fills NaN history pixels as in
+training (physical zero for ``dbr``/``log1p``, the training mean for ``identity``).
 
-Which baselines and scores apply is declared per source kind in :data:`PLANS`.
+Which baselines and scores apply is declared per source kind in
+:data:`pipelines.verification.plans.PLANS` (re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,9 +43,9 @@ from pipelines.baselines import BASELINES, BaselineFn, time_step
 from pipelines.prepare import Preparation, prepare_frames
 from pipelines.simvp_method import SimVPMethod
 from pipelines.verification import get_score
+from pipelines.verification.plans import PLANS, EvaluationPlan, ScoreRequest
 from pipelines.verification.report import wide_table, write_report
 from pipelines.windows.source import windows_from_metadata
-from simvp_model.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -65,106 +65,6 @@ SCORE_COLUMNS: tuple[str, ...] = (
 SSIM_MIN_SIDE = 7  # skimage's default SSIM window is 7 x 7 pixels
 
 
-# ----------------------------------------------------------------------------- plans
-@dataclass(frozen=True)
-class ScoreRequest:
-    """One score to compute: a :data:`pipelines.verification.SCORES` name and its parameters.
-
-    Parameters
-    ----------
-    score : str
-        Registered score name (``mse``, ``csi``, ``fss`` ...).
-    threshold : float, optional
-        Event threshold in the variable's units (categorical and FSS scores).
-    scale : int, optional
-        FSS neighbourhood side in pixels of the evaluated grid.
-    """
-
-    score: str
-    threshold: float | None = None
-    scale: int | None = None
-
-    def __post_init__(self) -> None:
-        get_score(self.score)  # unknown names raise, listing the valid ones
-        if self.threshold is not None and not math.isfinite(self.threshold):
-            raise ValueError(f"threshold must be finite, got {self.threshold!r}")
-        if self.scale is not None and (isinstance(self.scale, bool) or self.scale < 1):
-            raise ValueError(f"scale must be a positive number of pixels, got {self.scale!r}")
-
-    def params(self) -> dict[str, Any]:
-        """Keyword arguments for the score function."""
-        out: dict[str, Any] = {}
-        if self.threshold is not None:
-            out["threshold"] = self.threshold
-        if self.scale is not None:
-            out["scale"] = self.scale
-        return out
-
-
-@dataclass(frozen=True)
-class EvaluationPlan:
-    """What to run and score for one kind of source.
-
-    Parameters
-    ----------
-    baselines : tuple of str
-        Names in :data:`pipelines.baselines.BASELINES`.
-    scores : tuple of ScoreRequest
-        Scores per lead time.
-    image_scores : bool
-        Also SSIM and PSNR (``data_range`` = range of the evaluated observations).
-    threshold_units : str, optional
-        Units the score thresholds are given in; the variables must have them.
-    """
-
-    baselines: tuple[str, ...]
-    scores: tuple[ScoreRequest, ...]
-    image_scores: bool = False
-    threshold_units: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in self.baselines:
-            BASELINES.get(name)
-
-
-PLANS: Registry[EvaluationPlan] = Registry("evaluation plan")
-"""Evaluation plan per catalog source kind (``data_catalog.vocabulary.SOURCE_KINDS``)."""
-
-_CONTINUOUS = tuple(ScoreRequest(s) for s in ("mse", "mae", "rmse", "bias"))
-RAIN_THRESHOLDS: tuple[float, ...] = (0.1, 1.0, 5.0)  # mm/h: drizzle, light, moderate rain
-FSS_THRESHOLDS: tuple[float, ...] = (1.0, 5.0)  # mm/h
-FSS_SCALES: tuple[int, ...] = (1, 5, 11, 21)  # pixels: grid scale up to ~1/6 of a 128-px domain
-
-PLANS.add(
-    "radar",
-    EvaluationPlan(
-        baselines=("persistence", "optical_flow"),
-        scores=_CONTINUOUS
-        + tuple(
-            ScoreRequest(s, threshold=t) for s in ("csi", "pod", "far") for t in RAIN_THRESHOLDS
-        )
-        + tuple(
-            ScoreRequest("fss", threshold=t, scale=n) for t in FSS_THRESHOLDS for n in FSS_SCALES
-        ),
-        image_scores=True,
-        threshold_units="mm/h",
-    ),
-)
-PLANS.add(
-    "climate",
-    EvaluationPlan(
-        baselines=("persistence", "climatology"),
-        scores=_CONTINUOUS + (ScoreRequest("weighted_rmse"), ScoreRequest("acc")),
-    ),
-)
-PLANS.add(
-    "crowd-flow",
-    EvaluationPlan(
-        baselines=("persistence", "climatology", "last_day"),
-        scores=_CONTINUOUS,
-        image_scores=True,
-    ),
-)
 _ARCHIVE_BASELINES = frozenset({"climatology", "last_day"})
 
 
