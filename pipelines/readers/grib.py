@@ -54,7 +54,7 @@ def _open(path: str, spec: SourceSpec) -> xr.Dataset:
     except Exception as error:  # cfgrib/ecCodes raise many types for a bad file
         raise ValueError(
             f"{path}: not a readable GRIB file (corrupt or truncated?): {error}"
-        ) from None
+        ) from error
 
 
 def _align_projected(ds: xr.Dataset, spec: SourceSpec, grid_type: str, path: str) -> tuple:
