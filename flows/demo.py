@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", default=None, help="data directory (default $NOWCAST_DATA_DIR or ./data)"
     )
-    parser.add_argument("--preset", default="radar-small", help="SimVP preset (radar-small)")
+    parser.add_argument(
+        "--preset", default=None, help="SimVP preset (default: the source kind's defaults)"
+    )
     parser.add_argument(
         "--minutes",
         type=_minutes,
