@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 #: 2016-07-11, 2017-01-31): the default leak-free split (70/15/15 of the valid frames with
 #: window-long gaps, 6 → 6 frames at 5 min) and the radar defaults (a correction of the
 #: Lucas–Kanade nowcast on 64 px crops of the 4 km grid, batches of 8), 12 epochs of 5 steps,
-#: capped at 3 min on 2 CPU cores.
+#: capped at 2.5 min on 2 CPU cores.
 SAMPLE_TRAINING: dict[str, Any] = {
     "epochs": 12,
-    "max_minutes": 3.0,
+    "max_minutes": 2.5,
 }
 
 #: Default parameters per source and flow on top of ``{"source": name}``.

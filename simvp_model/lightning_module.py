@@ -386,7 +386,8 @@ def fit(
         gradient_clip_val=tc.gradient_clip_val,
         callbacks=callbacks,
         logger=csv_logger,
-        log_every_n_steps=tc.log_every_n_steps,
+        # at most once an epoch: short epochs (a few batches) would otherwise log nothing and warn
+        log_every_n_steps=max(1, min(tc.log_every_n_steps, len(train_loader))),
         enable_progress_bar=tc.progress_bar,
         enable_model_summary=tc.progress_bar,
         num_sanity_val_steps=0,
