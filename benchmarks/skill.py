@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SOURCES = ("mch-radar", "fmi-radar", "knmi-radar", "rmi-radar", "nyc-taxi", "era5-t2m-uk")
+SOURCES = ("mch-radar", "nyc-taxi", "era5-t2m-uk", "fmi-radar", "knmi-radar", "rmi-radar")
 # Epochs per kind on CPU: a few CPU minutes each on the 2-core box (radar: 46 MeteoSwiss train
 # windows in 64 px crops, 6 steps an epoch; NYC 1,025 windows, 64 steps; ERA5 465, 29 steps).
 EPOCHS = {"radar": 12, "crowd-flow": 3, "climate": 8}
@@ -209,7 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         entries = []
         for source in [s.strip() for s in args.sources.split(",") if s.strip()]:
             log.info("benchmark %s", source)
-            entries.append(run_source(source, data_dir, args.epochs, args.seed))
+            try:
+                entries.append(run_source(source, data_dir, args.epochs, args.seed))
+            except Exception as error:  # report the row, keep benchmarking the others
+                log.exception("benchmark of %s failed", source)
+                entries.append({"source": source, "error": f"{type(error).__name__}: {error}"})
     radar = [e for e in entries if e.get("kind") == "radar" and "error" not in e]
     others = [e for e in radar if e["source"] != "mch-radar"]
     if others:
