@@ -17,22 +17,18 @@ file and the problem:
 Writing (:func:`write_region`) puts a batch of frames at the indices its timestamps
 determine. The region is the batch's span rounded out to whole time chunks; slots of the region
 that the batch does not cover keep what the store already holds (read back and merged), so
-overlapping or repeated ingests never lose or duplicate a frame. The data variables are written
-first (through Dask, chunk-aligned, or eagerly from NumPy), then ``frame_present`` is set:
-a crash in between leaves frames marked absent, and the retry rewrites them.
+overlapping or repeated ingests never lose or duplicate a frame. Workers write the data
+variables of disjoint regions (whole chunks, straight through ``zarr``); the client then sets
+``frame_present`` (:func:`mark_present`): a crash in between leaves frames marked absent, and
+the retry rewrites them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import dask
-import dask.array
 import numpy as np
 import pandas as pd
 import pyproj
@@ -305,47 +301,19 @@ def check_against_store(ds: xr.Dataset, store: xr.Dataset, label: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def dask_scheduler(scheduler: Any = None) -> Iterator[Any]:
-    """Context in which ``dask.compute`` uses ``scheduler``.
-
-    Parameters
-    ----------
-    scheduler : None, str or distributed.Client
-        ``None`` or ``"threads"`` (local threads, the default), ``"synchronous"``, a
-        ``dask.distributed`` scheduler address (``tcp://host:8786``) or a ``Client``.
-
-    Yields
-    ------
-    The value passed to ``dask.config.set(scheduler=...)``.
-    """
-    if scheduler is None or scheduler in ("threads", "synchronous", "sync", "single-threaded"):
-        name = scheduler or "threads"
-        with dask.config.set(scheduler=name):
-            yield name
-        return
-    if isinstance(scheduler, str):
-        if "://" not in scheduler:
-            raise ValueError(
-                f"unknown scheduler {scheduler!r}; use 'threads', 'synchronous' or a "
-                "dask.distributed address such as 'tcp://127.0.0.1:8786'"
-            )
-        from distributed import Client
-
-        with Client(scheduler, set_as_default=False) as client, dask.config.set(scheduler=client):
-            yield client
-        return
-    with dask.config.set(scheduler=scheduler):  # a distributed.Client
-        yield scheduler
-
-
 def write_region(
     path: str,
     layout: StoreLayout,
-    frames: xr.Dataset,
-    use_dask: bool = True,
-) -> tuple[int, int]:
-    """Write validated ``frames`` at the indices their timestamps determine.
+    times: pd.DatetimeIndex,
+    data: Mapping[str, np.ndarray],
+    keep: np.ndarray,
+) -> tuple[int, int, np.ndarray]:
+    """Write validated frames at the indices their timestamps determine (data variables only).
+
+    Runs on a worker. The region is the frames' span rounded out to whole time chunks; its
+    slots in ``keep`` are read back and written unchanged, every other slot without a frame
+    is NaN, so the region's chunks are rewritten whole and never partially. ``frame_present``
+    is not touched: the caller sets it (:func:`mark_present`) once the write has returned.
 
     Parameters
     ----------
@@ -353,69 +321,56 @@ def write_region(
         Store path; its time axis must already cover the frames (see ``store.grow``).
     layout : StoreLayout
         The store's layout.
-    frames : xarray.Dataset
-        Validated frames (:func:`validate_frames`), ``(time, y, x)``, sorted unique times.
-    use_dask : bool
-        Write through Dask (chunk-aligned, under the active scheduler) or eagerly from NumPy.
+    times : pandas.DatetimeIndex
+        Sorted unique frame times, shape ``(T,)``.
+    data : mapping
+        Variable name -> float32 array ``(T, H, W)`` (validated).
+    keep : numpy.ndarray
+        Store indices inside the region that already hold a frame the batch leaves alone,
+        shape ``(k,)`` int64 (from ``frame_present`` as the client read it: no other task
+        writes this region).
 
     Returns
     -------
-    (int, int)
-        The region written, ``[start, stop)`` store indices (whole time chunks).
+    (int, int, numpy.ndarray)
+        The region ``[start, stop)`` (whole time chunks) and the store indices written
+        ``(T,)``.
     """
-    index = layout.index_of(frames[voc.TIME].values)  # (n,) store indices
-    tc, yc, xc = layout.chunks
+    index = layout.index_of(times)  # (T,) store indices
+    tc = layout.time_chunk
     start = int(index.min()) // tc * tc
     stop = (int(index.max()) // tc + 1) * tc
     group = zarr.open_group(path, mode="r+", use_consolidated=True)
     if group[voc.TIME].shape[0] < stop:
         raise ValueError(f"store {path} has {group[voc.TIME].shape[0]} frames, need {stop}")
-    present = np.asarray(group[FRAME_PRESENT][start:stop], dtype=bool)  # (stop-start,)
-    in_batch = np.zeros(stop - start, dtype=bool)
-    in_batch[index - start] = True
-    keep = present & ~in_batch  # frames already in the store that this batch leaves alone
-    ny, nx = frames.sizes[voc.Y], frames.sizes[voc.X]
-    region_vars = {}
+    keep = np.asarray(keep, dtype="int64")
+    if keep.size and (keep.min() < start or keep.max() >= stop or np.isin(keep, index).any()):
+        raise ValueError(f"keep indices {keep} are outside [{start}, {stop}) or in the batch")
     covers = len(index) == stop - start  # the frames fill the region: write them as they are
     for name in layout.variables:
+        values = data[name]
         if covers:
-            block = np.ascontiguousarray(frames[name].values, dtype="float32")  # (T, H, W)
-            region_vars[name] = (DIMS, _chunked_view(block, (tc, yc, xc)) if use_dask else block)
+            group[name][start:stop] = np.ascontiguousarray(values, dtype="float32")
             continue
-        block = np.empty((stop - start, ny, nx), dtype="float32")  # (T_region, H, W)
-        block[~(in_batch | keep)] = np.nan  # slots with no frame (each page written once)
-        if keep.any():
-            kept = np.flatnonzero(keep)
-            block[kept] = group[name].get_orthogonal_selection(
-                (kept + start, slice(None), slice(None))
+        block = np.full((stop - start, *values.shape[1:]), np.nan, dtype="float32")  # (T_r, H, W)
+        if keep.size:
+            block[keep - start] = group[name].get_orthogonal_selection(
+                (keep, slice(None), slice(None))
             )
-        block[index - start] = frames[name].values
-        region_vars[name] = (DIMS, _chunked_view(block, (tc, yc, xc)) if use_dask else block)
-    region = xr.Dataset(region_vars)
-    region.to_zarr(
-        path,
-        mode="r+",
-        region={voc.TIME: slice(start, stop), voc.Y: slice(None), voc.X: slice(None)},
-        consolidated=False,  # the consolidated metadata (shapes) does not change here
-    )
-    group[FRAME_PRESENT][start:stop] = present | in_batch
-    log.debug("store %s: wrote frames %d..%d (%d new)", path, start, stop, int(in_batch.sum()))
-    return start, stop
+        block[index - start] = values
+        group[name][start:stop] = block
+    log.debug("store %s: wrote frames %d..%d (%d in the batch)", path, start, stop, len(index))
+    return start, stop, index
 
 
-def _chunked_view(block: np.ndarray, chunks: tuple[int, int, int]) -> dask.array.Array:
-    """A Dask array whose chunks are views of ``block`` (``da.from_array`` would copy and
-    hash the whole block first)."""
-    normal = dask.array.core.normalize_chunks(chunks, block.shape, dtype=block.dtype)
-    starts = [np.concatenate([[0], np.cumsum(c)]) for c in normal]
-    name = f"ingest-region-{uuid.uuid4().hex}"
-    graph = {
-        (name, *index): block[
-            tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, index, strict=True))
-        ]
-        for index in itertools.product(*(range(len(c)) for c in normal))
-    }
-    return dask.array.Array(graph, name, normal, dtype=block.dtype)
+def mark_present(path: str, present: np.ndarray, start: int, stop: int) -> None:
+    """Write ``present[start:stop]`` into the store's ``frame_present`` (the client's copy).
+
+    Called by the client after a region's data are written: a crash in between leaves the
+    frames marked absent, and the retry rewrites them.
+    """
+    group = zarr.open_group(path, mode="r+", use_consolidated=True)
+    group[FRAME_PRESENT][start:stop] = present[start:stop]
 
 
 def frame_present_mask(path: str) -> np.ndarray:
