@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import time as _time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -107,12 +107,13 @@ def _validate_all(
     summaries: list[FileSummary | None] = [None] * len(files)
     bar = tqdm(total=len(files), desc=f"check {spec.name}", unit="file", disable=not progress)
     try:
+        bad: list[int] = []  # numbers of the files with a problem (stops the submissions)
         jobs = ((spec, read, file, lo, hi, store) for file in files)
-        stop = False
-        for number, future in runner.stream(work.inspect_file, _until(jobs, lambda: stop)):
+        for number, future in runner.stream(work.inspect_file, _until(jobs, bad)):
             summary = future.result()  # re-raises a transient I/O error
             summaries[number] = summary
-            stop = stop or summary.problem is not None
+            if summary.problem is not None:
+                bad.append(number)
             bar.update(1)
     finally:
         bar.close()
@@ -126,10 +127,10 @@ def _validate_all(
     return [s for s in summaries if s is not None]
 
 
-def _until(jobs: Any, stop: Any) -> Any:
-    """``jobs`` until ``stop()`` becomes true (checked before each job is handed out)."""
+def _until(jobs: Iterator[Any], stop: Sequence[Any]) -> Iterator[Any]:
+    """``jobs`` until ``stop`` is not empty (checked before each job is handed out)."""
     for job in jobs:
-        if stop():
+        if stop:
             return
         yield job
 
