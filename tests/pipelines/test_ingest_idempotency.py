@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipelines.ingest import StoreError, ingest_source, store_digest
+from pipelines.ingest import IngestError, StoreError, ingest_source, store_digest
 from pipelines.ingest import ingest as ingest_mod
 from pipelines.ingest.synthetic import field, read_npy, synthetic_spec, write_files
 
@@ -166,3 +167,26 @@ def test_distributed_scheduler_address(spec, tmp_path, reference):
     ) as cluster:
         report = _ingest(spec, tmp_path / "dist.zarr", scheduler=cluster.scheduler_address)
     _assert_same_store(report.store, reference)
+
+
+def test_process_cluster_equals_threads(spec, tmp_path, reference):
+    """Two worker *processes* decode and write: the same bytes as the threaded ingest, and
+    a refused batch (a bad file) leaves the store as it was."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        report = _ingest(spec, tmp_path / "procs.zarr", scheduler=client)
+        assert report.scheduler == "distributed (2 threads)" and report.batches == 8
+        workers = client.run(os.getpid)
+        assert os.getpid() not in workers.values()
+        _assert_same_store(report.store, reference)
+        before = store_digest(report.store)
+        bad = tmp_path / "files" / TIMES[29].strftime("syn_%Y%m%d%H%M.npy")
+        bad.write_bytes(bad.read_bytes()[:50])  # a truncated file, in the last batch
+        with pytest.raises(IngestError, match=f"{bad.name}: cannot read"):
+            _ingest(spec, report.store, scheduler=cluster.scheduler_address)
+        assert store_digest(report.store) == before
