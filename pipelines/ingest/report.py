@@ -163,12 +163,16 @@ class IngestReport:
         """``3 events: A; B; C`` (the first :data:`SHOWN` named)."""
         return _listing(self.events, "event", "frame", self.time_step)
 
-    def gaps_text(self) -> str:
-        """``no gap`` or ``2 gaps: ...`` with where each gap lies."""
+    def gaps_text(self, where: bool = True) -> str:
+        """``no gap`` or ``2 gaps: ...`` (with ``where``: whether they lie in a requested
+        period or between the events of the files)."""
         if not self.gaps:
             return "no gap"
-        where = "in the requested period" if self.period_requested else "between the events"
-        return f"{_listing(self.gaps, 'gap', 'step', self.time_step)} ({where})"
+        text = _listing(self.gaps, "gap", "step", self.time_step)
+        if not where:
+            return text
+        where_text = "in the requested period" if self.period_requested else "between the events"
+        return f"{text} ({where_text})"
 
     def summary(self) -> str:
         """One human-readable paragraph (logged by the library, printed by the CLI)."""
