@@ -216,11 +216,15 @@ def _write_all(
         bar.close()
 
 
-def _history_line(spec: SourceSpec, report_first: Any, report_last: Any, n: int) -> str:
+def _history_line(
+    spec: SourceSpec, report_first: Any, report_last: Any, n: int, masked: int
+) -> str:
+    """The provenance line of one ingest (with the out-of-range values masked, if any)."""
     now = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    qc = f"; {masked} out-of-range values masked to NaN" if masked else ""
     return (
         f"{now} pipelines.ingest: {n} frames of {spec.name!r} ({report_first} .. {report_last}) "
-        f"read with reader {spec.reader!r} from {spec.path}"
+        f"read with reader {spec.reader!r} from {spec.path}{qc}"
     )
 
 
@@ -346,7 +350,8 @@ def ingest_source(
         first, last = all_times[0], all_times[-1]
         group = zarr.open_group(path, mode="r+", use_consolidated=True)
         history = str(group.attrs.get("history", ""))
-        line = _history_line(spec, first, last, len(all_times))
+        masked = sum(k.masked for k in kept)
+        line = _history_line(spec, first, last, len(all_times), masked)
         group.attrs["history"] = f"{history}\n{line}" if history else line
     period_lo = max(lo if lo is not None else first, layout.time_origin)
     period_hi = hi if hi is not None else last
@@ -368,7 +373,7 @@ def ingest_source(
         seconds=_time.perf_counter() - t_begin,
         time_step=layout.time_step,
         value_ranges=_value_ranges(kept),
-        masked=sum(k.masked for k in kept),
+        masked=masked,
         batches=len(batches),
         scheduler=runner.kind,
     )

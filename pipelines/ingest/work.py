@@ -133,19 +133,21 @@ def decode_file(
     return raw, times, data
 
 
-def masked_pixels(raw: Any) -> int:
-    """Out-of-range pixels the reader masked to NaN in one file (0 if it does not say).
+def masked_pixels(raw: Any, times: pd.DatetimeIndex) -> int:
+    """Out-of-range values the reader masked to NaN in the frames at ``times`` (0 if none).
 
-    HOOK (issue 11): readers that mask out-of-range values may report per-frame counts as
-    ``Frames.masked`` (variable -> ``(T,)`` ints) or a Dataset variable attr ``masked``;
-    this sums whichever is present. Nothing else in the ingest depends on it.
+    HOOK (issue 11, the readers' quality control): a reader whose source says
+    ``reader_options.out_of_range: mask`` reports per-frame counts as ``Frames.qc_masked``
+    (variable -> int64 ``(T,)``) or, for a Dataset, the variable attr ``qc_masked_count``
+    (a total). Readers without it count 0; nothing else in the ingest depends on it.
     """
-    counts = getattr(raw, "masked", None)
-    if counts is None and isinstance(raw, xr.Dataset):
-        counts = {name: raw[name].attrs.get("masked", 0) for name in raw.data_vars}
-    if not counts:
-        return 0
-    return int(sum(int(np.sum(value)) for value in dict(counts).values()))
+    counts = getattr(raw, "qc_masked", None)
+    if counts:
+        inside = np.isin(np.asarray(raw.times, dtype="datetime64[ns]"), times.values)  # (T,)
+        return int(sum(int(np.asarray(c)[inside].sum()) for c in counts.values()))
+    if isinstance(raw, xr.Dataset):
+        return int(sum(int(raw[n].attrs.get("qc_masked_count", 0)) for n in raw.data_vars))
+    return 0
 
 
 @functools.lru_cache(maxsize=4)
@@ -185,7 +187,7 @@ def inspect_file(
         lowest = float(np.fmin.reduce(values, axis=None)) if values.size else np.nan
         highest = float(np.fmax.reduce(values, axis=None)) if values.size else np.nan
         ranges[name] = (lowest, highest)
-    return FileSummary(file.path, file.time, times, ranges, masked_pixels(raw))
+    return FileSummary(file.path, file.time, times, ranges, masked_pixels(raw, times))
 
 
 def grid_of_file(spec: SourceSpec, read: Reader, file: SourceFile) -> xr.Dataset:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from data_catalog.catalog import get_source, list_files
 from pipelines.ingest import ingest_source
 from pipelines.ingest.report import Span, spans
 from pipelines.ingest.synthetic import read_npy, synthetic_spec, write_files
+from pipelines.readers.base import frames_to_dataset
 
 pytestmark = pytest.mark.timeout(120)
 TIMES = pd.date_range("2024-05-01T00:00", periods=12, freq="5min")
@@ -83,3 +85,22 @@ def test_shipped_three_event_sample_reports_events_not_missing_steps(tmp_path):
         "203 d 9 h) (between the events)"
     ) in text
     assert "missing" not in text
+
+
+def _dataset_with_qc(path, spec):
+    """A Dataset reader whose quality control masked 3 out-of-range values per file."""
+    ds = frames_to_dataset(spec, [read_npy(path, spec)])
+    ds["precipitation_rate"].attrs["qc_masked_count"] = 3
+    return ds
+
+
+def test_masked_out_of_range_values_are_reported_and_recorded(tmp_path):
+    spec = synthetic_spec(tmp_path / "files")
+    write_files(spec, TIMES[:4])
+    report = ingest_source(
+        spec, store_path=str(tmp_path / "s.zarr"), reader=_dataset_with_qc, progress=False
+    )
+    assert report.masked == 12
+    assert "12 out-of-range pixels masked to NaN" in report.summary()
+    history = xr.open_zarr(report.store).attrs["history"]
+    assert history.endswith("; 12 out-of-range values masked to NaN")
