@@ -91,14 +91,15 @@ def decode_file(
     file: SourceFile,
     lo: pd.Timestamp | None,
     hi: pd.Timestamp | None,
-) -> tuple[Any, pd.DatetimeIndex, dict[str, np.ndarray]]:
+) -> tuple[Any, pd.DatetimeIndex, dict[str, np.ndarray], dict[str, tuple[float, float]]]:
     """Decode and validate one file; frames outside ``[lo, hi]`` are left out.
 
     Returns
     -------
-    (raw, times, data)
+    (raw, times, data, ranges)
         The reader's output (``Frames``, or the validated ``Dataset``), the kept times
-        ``(T,)`` and the spec's variables as float32 arrays ``(T, H, W)``.
+        ``(T,)``, the spec's variables as float32 arrays ``(T, H, W)`` and each variable's
+        ``(min, max)`` over the kept frames (NaN if all NaN).
 
     Raises
     ------
@@ -120,17 +121,24 @@ def decode_file(
         if file.path not in message:
             message = f"{file.path}: cannot read ({type(error).__name__}: {message})"
         raise IngestError(message) from error
+    ranges: dict[str, tuple[float, float]] = {}
     if isinstance(raw, xr.Dataset):
         raw = wr.validate_frames(raw, spec, file.path, expected_time=file.time)
         times = pd.DatetimeIndex(raw[voc.TIME].values)
         data = {name: np.asarray(raw[name].values) for name in spec.variable_names}
     else:
-        times, data = wr.validate_arrays(raw.times, raw.data, spec, file.path, file.time)
+        times, data = wr.validate_arrays(raw.times, raw.data, spec, file.path, file.time, ranges)
     if file.time is None and (lo is not None or hi is not None):
         inside = np.asarray((lo is None or times >= lo) & (hi is None or times <= hi))
         times = times[inside]
         data = {name: values[inside] for name, values in data.items()}
-    return raw, times, data
+        ranges = {}
+    for name, values in data.items():
+        if name not in ranges:  # frames left out, or a Dataset reader: two more passes
+            lowest = float(np.fmin.reduce(values, axis=None)) if values.size else np.nan
+            highest = float(np.fmax.reduce(values, axis=None)) if values.size else np.nan
+            ranges[name] = (lowest, highest)
+    return raw, times, data, ranges
 
 
 def masked_pixels(raw: Any, times: pd.DatetimeIndex) -> int:
@@ -177,16 +185,11 @@ def inspect_file(
         against its grid, CRS and units.
     """
     try:
-        raw, times, data = decode_file(spec, read, file, lo, hi)
+        raw, times, _, ranges = decode_file(spec, read, file, lo, hi)
         if store is not None and isinstance(raw, xr.Dataset):
             wr.check_against_store(raw, _store_reference(*store), file.path)
     except IngestError as error:
         return FileSummary(file.path, file.time, pd.DatetimeIndex([]), problem=str(error))
-    ranges = {}
-    for name, values in data.items():
-        lowest = float(np.fmin.reduce(values, axis=None)) if values.size else np.nan
-        highest = float(np.fmax.reduce(values, axis=None)) if values.size else np.nan
-        ranges[name] = (lowest, highest)
     return FileSummary(file.path, file.time, times, ranges, masked_pixels(raw, times))
 
 
@@ -197,7 +200,7 @@ def grid_of_file(spec: SourceSpec, read: Reader, file: SourceFile) -> xr.Dataset
     """
     from pipelines.readers.base import frames_to_dataset
 
-    raw, _, _ = decode_file(spec, read, file, None, None)
+    raw, _, _, _ = decode_file(spec, read, file, None, None)
     ds = raw if isinstance(raw, xr.Dataset) else frames_to_dataset(spec, [raw])
     coords = {name: ds[name].variable for name in (voc.Y, voc.X, voc.LATITUDE, voc.LONGITUDE)}
     data_vars = {
@@ -232,24 +235,27 @@ def write_batch(
     (start, stop, index)
         The region ``[start, stop)`` written and the store indices of its new frames.
     """
-    times: list[np.ndarray] = []
-    stacks: dict[str, list[np.ndarray]] = {name: [] for name in spec.variable_names}
+    tc = layout.time_chunk
+    index = layout.index_of(np.concatenate([m.times.values for m in members]))  # (T,)
+    start, stop = int(index.min()) // tc * tc, (int(index.max()) // tc + 1) * tc
+    shape = (stop - start, *spec.grid.shape)  # (T_region, H, W)
+    blocks = {name: np.empty(shape, dtype="float32") for name in spec.variable_names}
+    filled = np.zeros(stop - start, dtype=bool)
     for member in members:
-        _, got, data = decode_file(
-            spec, read, SourceFile(member.expected_time, member.path), lo, hi
-        )
+        source = SourceFile(member.expected_time, member.path)
+        _, got, data, _ = decode_file(spec, read, source, lo, hi)
         if not got.equals(member.times):
             raise IngestError(f"{member.path}: changed while being ingested (times differ)")
-        times.append(got.values)
-        for name in stacks:
-            stacks[name].append(data[name])
-    index = pd.DatetimeIndex(np.concatenate(times))
-    order = np.argsort(index.asi8, kind="stable")
-    sorted_data = {}
-    for name, parts in stacks.items():
-        stacked = np.concatenate(parts)  # (T, H, W)
-        sorted_data[name] = stacked if (order == np.arange(len(order))).all() else stacked[order]
-    return wr.write_region(path, layout, index[order], sorted_data, keep)
+        slots = layout.index_of(got) - start
+        for name, block in blocks.items():
+            block[slots] = data[name]  # the one copy of each decoded frame
+        filled[slots] = True
+    empty = ~filled
+    empty[np.asarray(keep, dtype="int64") - start] = False  # read back by write_region
+    for block in blocks.values():
+        block[empty] = np.nan
+    wr.write_region(path, layout, start, blocks, keep)
+    return start, stop, index
 
 
 class _InlineExecutor(cf.Executor):

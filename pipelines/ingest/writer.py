@@ -173,6 +173,7 @@ def validate_arrays(
     spec: SourceSpec,
     label: str,
     expected_time: pd.Timestamp | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
     """Check decoded arrays (a reader's ``Frames``) against ``spec``.
 
@@ -182,6 +183,9 @@ def validate_arrays(
         Frame times, shape ``(T,)``.
     data : mapping
         Variable name -> array ``(T, H, W)`` in the spec's units, NaN = no data.
+    ranges : dict, optional
+        Filled with variable name -> ``(min, max)`` of the finite values (NaN if none): the
+        passes the range check makes anyway.
 
     Returns
     -------
@@ -215,7 +219,9 @@ def validate_arrays(
         ):
             raise IngestError(f"{label}: variable {var.name!r} has dtype {values.dtype}")
         values = values.astype("float32", copy=False)  # the store's dtype (ARCHITECTURE.md)
-        _check_values(values, var.name, var.valid_range, var.units, label)
+        extremes = _check_values(values, var.name, var.valid_range, var.units, label)
+        if ranges is not None:
+            ranges[var.name] = extremes
         out[var.name] = values
     return index, out
 
@@ -226,6 +232,8 @@ def _check_times(values: np.ndarray, label: str) -> pd.DatetimeIndex:
     if not np.issubdtype(values.dtype, np.datetime64):
         raise IngestError(f"{label}: time has dtype {values.dtype}, not datetime64")
     times = pd.DatetimeIndex(values).as_unit("ns")
+    if len(times) == 1 and not times.hasnans:
+        return times  # one frame per file, the common case: nothing else to check
     if times.hasnans:
         raise IngestError(f"{label}: time holds NaT")
     if times.has_duplicates:
@@ -242,14 +250,17 @@ def _check_times(values: np.ndarray, label: str) -> pd.DatetimeIndex:
 
 def _check_values(
     values: np.ndarray, name: str, valid_range: tuple[float, float], units: str, label: str
-) -> None:
-    """Raise unless every value is NaN or finite inside ``valid_range``."""
+) -> tuple[float, float]:
+    """Raise unless every value is NaN or finite inside ``valid_range``; return the
+    ``(min, max)`` of the values (NaN when all are NaN)."""
     lo, hi = valid_range
+    if not values.size:
+        return np.nan, np.nan
     smallest = np.fmin.reduce(values, axis=None)  # NaN-skipping; NaN only if all NaN
     largest = np.fmax.reduce(values, axis=None)
     finite = np.isfinite(smallest) and np.isfinite(largest)
     if np.isnan(smallest) or (finite and lo <= smallest and largest <= hi):
-        return  # the common case: two passes over the data, no temporaries
+        return float(smallest), float(largest)  # two passes over the data, no temporaries
     infinite = np.isinf(values)
     if infinite.any():
         raise IngestError(f"{label}: variable {name!r} holds {int(infinite.sum())} infinite values")
@@ -304,63 +315,55 @@ def check_against_store(ds: xr.Dataset, store: xr.Dataset, label: str) -> None:
 def write_region(
     path: str,
     layout: StoreLayout,
-    times: pd.DatetimeIndex,
-    data: Mapping[str, np.ndarray],
+    start: int,
+    blocks: Mapping[str, np.ndarray],
     keep: np.ndarray,
-) -> tuple[int, int, np.ndarray]:
-    """Write validated frames at the indices their timestamps determine (data variables only).
-
-    Runs on a worker. The region is the frames' span rounded out to whole time chunks; its
-    slots in ``keep`` are read back and written unchanged, every other slot without a frame
-    is NaN, so the region's chunks are rewritten whole and never partially. ``frame_present``
-    is not touched: the caller sets it (:func:`mark_present`) once the write has returned.
+) -> tuple[int, int]:
+    """Write whole time chunks of the data variables (not ``frame_present``), on a worker.
 
     Parameters
     ----------
     path : str
-        Store path; its time axis must already cover the frames (see ``store.grow``).
+        Store path; its time axis must already cover the region (see ``store.grow``).
     layout : StoreLayout
         The store's layout.
-    times : pandas.DatetimeIndex
-        Sorted unique frame times, shape ``(T,)``.
-    data : mapping
-        Variable name -> float32 array ``(T, H, W)`` (validated).
+    start : int
+        First store index of the region, a multiple of the time chunk.
+    blocks : mapping
+        Variable name -> float32 array ``(T_region, H, W)``, ``T_region`` a multiple of the
+        time chunk: the region's frames, NaN in slots without one. Slots in ``keep`` are
+        overwritten here with what the store holds.
     keep : numpy.ndarray
-        Store indices inside the region that already hold a frame the batch leaves alone,
-        shape ``(k,)`` int64 (from ``frame_present`` as the client read it: no other task
-        writes this region).
+        Store indices in the region whose stored frames the batch leaves alone, shape ``(k,)``
+        int64 (from ``frame_present`` as the client read it: no other task writes the region).
 
     Returns
     -------
-    (int, int, numpy.ndarray)
-        The region ``[start, stop)`` (whole time chunks) and the store indices written
-        ``(T,)``.
+    (int, int)
+        The region ``[start, stop)``. A region is rewritten whole, so a chunk is never
+        written partially; the caller marks its frames present (:func:`mark_present`) after
+        this returns: a crash in between leaves them absent and the retry rewrites them.
     """
-    index = layout.index_of(times)  # (T,) store indices
     tc = layout.time_chunk
-    start = int(index.min()) // tc * tc
-    stop = (int(index.max()) // tc + 1) * tc
+    length = {block.shape[0] for block in blocks.values()}
+    if len(length) != 1 or start % tc or next(iter(length)) % tc:
+        raise ValueError(f"region at {start} of lengths {length} is not whole time chunks of {tc}")
+    stop = start + length.pop()
     group = zarr.open_group(path, mode="r+", use_consolidated=True)
     if group[voc.TIME].shape[0] < stop:
         raise ValueError(f"store {path} has {group[voc.TIME].shape[0]} frames, need {stop}")
     keep = np.asarray(keep, dtype="int64")
-    if keep.size and (keep.min() < start or keep.max() >= stop or np.isin(keep, index).any()):
-        raise ValueError(f"keep indices {keep} are outside [{start}, {stop}) or in the batch")
-    covers = len(index) == stop - start  # the frames fill the region: write them as they are
+    if keep.size and (keep.min() < start or keep.max() >= stop):
+        raise ValueError(f"keep indices {keep} are outside the region [{start}, {stop})")
     for name in layout.variables:
-        values = data[name]
-        if covers:
-            group[name][start:stop] = np.ascontiguousarray(values, dtype="float32")
-            continue
-        block = np.full((stop - start, *values.shape[1:]), np.nan, dtype="float32")  # (T_r, H, W)
+        block = blocks[name]
         if keep.size:
             block[keep - start] = group[name].get_orthogonal_selection(
                 (keep, slice(None), slice(None))
             )
-        block[index - start] = values
         group[name][start:stop] = block
-    log.debug("store %s: wrote frames %d..%d (%d in the batch)", path, start, stop, len(index))
-    return start, stop, index
+    log.debug("store %s: wrote frames %d..%d", path, start, stop)
+    return start, stop
 
 
 def mark_present(path: str, present: np.ndarray, start: int, stop: int) -> None:
