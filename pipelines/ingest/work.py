@@ -233,7 +233,8 @@ def write_batch(
     Returns
     -------
     (start, stop, index)
-        The region ``[start, stop)`` written and the store indices of its new frames.
+        The region ``[start, stop)`` written and the store indices of the batch's frames
+        ``(T,)`` (the client marks them present).
     """
     tc = layout.time_chunk
     index = layout.index_of(np.concatenate([m.times.values for m in members]))  # (T,)
