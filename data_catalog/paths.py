@@ -41,11 +41,26 @@ class DataDir:
 
     @classmethod
     def resolve(cls, data_dir: str | os.PathLike[str] | None = None) -> DataDir:
-        """Pick ``data_dir``, else ``$NOWCAST_DATA_DIR``, else ``./data``."""
-        chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
-        root = os.fspath(chosen) if chosen else DEFAULT_DATA_DIR
+        """Pick ``data_dir``, else ``$NOWCAST_DATA_DIR``, else ``./data``.
+
+        Raises
+        ------
+        ValueError
+            When the chosen value (argument or environment variable) is empty or blank.
+        """
+        if data_dir is not None:
+            root, origin = os.fspath(data_dir), "--data-dir"
+        elif DATA_DIR_ENV in os.environ:
+            root, origin = os.environ[DATA_DIR_ENV], f"${DATA_DIR_ENV}"
+        else:
+            root, origin = DEFAULT_DATA_DIR, "default"
         if not root.strip():
-            raise ValueError(f"data directory must not be empty, got {root!r}")
+            # An empty value is almost always an unset shell variable (--data-dir "$DIR");
+            # writing into ./data of wherever the command runs would hide that.
+            raise ValueError(
+                f"data directory must not be empty, got {origin} {root!r}; "
+                f"give a path, or leave it out for ./data"
+            )
         if root.startswith("file://"):
             root = root[len("file://") :]
         if not is_url(root):
