@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,29 @@ def config_differences(
     return {k: (have[k], want[k]) for k in want if norm(have[k]) != norm(want[k])}
 
 
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+_REFUSED_GLOBAL = re.compile(r"WeightsUnpickler error: (.*?)(?:\.? Please use|\n|$)")
+
+
+def load_error_reason(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in one plain line for the user.
+
+    Torch's refusal text carries terminal colour codes and advice to allow-list the refused
+    global (``add_safe_globals([eval])``), which would run the file's code: both are dropped,
+    keeping only what was refused. Other failures (a text or truncated file) give their type
+    and first line.
+    """
+    text = _ANSI_CODE.sub("", str(error)).strip()
+    refused = _REFUSED_GLOBAL.search(text)
+    if refused:
+        return (
+            f"it holds code or objects, not only tensors and plain data "
+            f"({refused.group(1).strip()}); refusing to load it"
+        )
+    first = text.splitlines()[0] if text else ""
+    return f"not a PyTorch checkpoint file ({type(error).__name__}: {first})"
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     expected_config: SimVPConfig | Mapping[str, Any] | None = None,
@@ -234,7 +258,9 @@ def load_checkpoint(
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling refuses anything but plain data
-        raise ValueError(f"{path} is not a readable simvp-nowcast checkpoint: {error}") from error
+        raise ValueError(
+            f"{path} is not a readable simvp-nowcast checkpoint: {load_error_reason(error)}"
+        ) from error
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         found = bundle.get("format") if isinstance(bundle, dict) else type(bundle).__name__
         raise ValueError(
