@@ -19,6 +19,7 @@ import pandas as pd
 import pyproj
 
 from data_catalog import vocabulary as voc
+from data_catalog.crs import crs_label
 
 TRANSFORMS: tuple[str, ...] = ("identity", "log1p", "dbr")
 """Normalisation transforms (the names of ``simvp_model.normalisation``)."""
@@ -158,10 +159,7 @@ def _check_extent_units(
     mistake: no weather or traffic grid is that small.
     """
     x0, x1, y0, y1 = extent
-    # A WKT runs to thousands of characters; name the CRS instead.
-    if len(crs_text) > 200:
-        authority = crs.to_authority()
-        crs_text = ":".join(authority) if authority else crs.name
+    crs_text = crs_label(crs_text)  # a WKT runs to thousands of characters
     in_degrees = max(abs(x0), abs(x1)) <= _LON_BOUND and max(abs(y0), abs(y1)) <= _LAT_BOUND
     units = crs.axis_info[0].unit_name if crs.axis_info else "its units"
     if crs.is_geographic and not in_degrees:

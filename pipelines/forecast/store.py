@@ -61,6 +61,7 @@ import pyproj
 import xarray as xr
 import zarr
 
+from data_catalog.crs import cf_grid_mapping
 from data_catalog.paths import is_url
 from data_catalog.vocabulary import CRS, INIT_TIME, LATITUDE, LEAD_TIME, LONGITUDE, X, Y
 
@@ -174,7 +175,7 @@ class Provenance:
 
 def crs_attrs(crs: pyproj.CRS) -> dict[str, object]:
     """CF grid-mapping attributes of ``crs`` plus ``spatial_ref``/``crs_wkt`` (WKT)."""
-    attrs: dict[str, object] = dict(crs.to_cf())
+    attrs = cf_grid_mapping(crs)
     wkt = crs.to_wkt()
     attrs["spatial_ref"] = wkt
     attrs["crs_wkt"] = wkt
