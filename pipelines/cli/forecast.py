@@ -14,7 +14,7 @@ import argparse
 import gc
 
 from pipelines.cli import COMMANDS
-from pipelines.cli._common import add_data_dir
+from pipelines.cli._common import add_data_dir, duration
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,6 +87,7 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-age",
+        type=duration,
         default=None,
         help="refuse inputs older than this before now, e.g. 30min (default: no limit)",
     )
