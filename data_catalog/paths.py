@@ -3,7 +3,8 @@
 Layout (``DIR`` = ``--data-dir``, else ``$NOWCAST_DATA_DIR``, else ``./data``)::
 
     DIR/stores/<source>.zarr      ingested observations
-    DIR/forecasts/<source>.zarr   forecast cubes
+    DIR/forecasts/<source>.zarr   forecast cubes at the checkpoint's own horizon
+    DIR/forecasts/<source>-<N>leads.zarr   forecast cubes of another lead count N
     DIR/models/<source>/          checkpoints
     DIR/figures/<source>/         maps and animations
     DIR/reports/<source>/         verification reports
@@ -76,9 +77,23 @@ class DataDir:
         """Path of the observation store of ``source``."""
         return self._join("stores", f"{source}.zarr")
 
-    def forecast_store(self, source: str) -> str:
-        """Path of the forecast store of ``source``."""
-        return self._join("forecasts", f"{source}.zarr")
+    def forecast_store(self, source: str, n_leads: int | None = None) -> str:
+        """Path of the forecast store of ``source`` for one lead configuration.
+
+        Parameters
+        ----------
+        source : str
+            Catalog source name.
+        n_leads : int, optional
+            ``None`` for the checkpoint's own horizon (``forecasts/<source>.zarr``); a lead
+            count that differs from it gets its own store, ``forecasts/<source>-<N>leads.zarr``,
+            since one store holds one ``lead_time`` axis.
+        """
+        if n_leads is None:
+            return self._join("forecasts", f"{source}.zarr")
+        if isinstance(n_leads, bool) or not isinstance(n_leads, int) or n_leads < 1:
+            raise ValueError(f"n_leads must be a positive integer or None, got {n_leads!r}")
+        return self._join("forecasts", f"{source}-{n_leads}leads.zarr")
 
     def models(self, source: str) -> str:
         """Directory of the checkpoints trained on ``source``."""

@@ -64,7 +64,7 @@ def check_source_name(name: str) -> str:
 
 def duration_text(delta: object) -> str:
     """A duration as users write it (like a catalog ``time_step``): ``5min``, ``1h``, ``1h30min``,
-    ``2d``, ``1d06h``; sub-minute parts as seconds (``90s``).
+    ``2D``, ``1D6h``; sub-minute parts as seconds (``90s``).
 
     Parameters
     ----------
@@ -84,7 +84,7 @@ def duration_text(delta: object) -> str:
     days, rest = divmod(seconds // 60, 24 * 60)
     hours, minutes = divmod(rest, 60)
     parts = [
-        f"{days}d" if days else "",
+        f"{days}D" if days else "",
         f"{hours}h" if hours else "",
         f"{minutes}min" if minutes else "",
     ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 
+from data_catalog.vocabulary import duration_text
 from pipelines.cli import COMMANDS
 from pipelines.cli._common import add_data_dir, duration
 
@@ -37,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     leads = result.lead_times
     print(f"store:      {result.store} (init_time index {result.index})")
     print(f"init time:  {result.init_time:%Y-%m-%dT%H:%MZ}")
-    print(f"lead times: {len(leads)} ({leads[0]} .. {leads[-1]})")
+    print(f"lead times: {len(leads)} ({duration_text(leads[0])} .. {duration_text(leads[-1])})")
     print(f"checkpoint: {result.checkpoint}")
     for path in result.figures:
         print(f"figure:     {path}")

@@ -61,3 +61,13 @@ def test_cli_empty_data_dir_is_one_line(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "must not be empty" in err[0], err
     assert not (tmp_path / "data").exists()
+
+
+def test_one_forecast_store_per_lead_configuration(monkeypatch, tmp_path):
+    d = DataDir.resolve(tmp_path)
+    assert d.forecast_store("mch-radar") == str(tmp_path / "forecasts" / "mch-radar.zarr")
+    assert d.forecast_store("mch-radar", 24) == str(
+        tmp_path / "forecasts" / "mch-radar-24leads.zarr"
+    )
+    with pytest.raises(ValueError, match="n_leads must be a positive integer"):
+        d.forecast_store("mch-radar", 0)

@@ -176,7 +176,7 @@ def test_incompatible_forecasts_are_refused(tmp_path):
     path = tmp_path / "f.zarr"
     write_forecast(path, make_forecast("2021-06-01T12:10", 1.0))
     with pytest.raises(
-        ValueError, match=r"this forecast has 500 lead times \(5min..1d17h40min\)"
+        ValueError, match=r"this forecast has 500 lead times \(5min..1D17h40min\)"
     ) as e:
         write_forecast(path, make_forecast("2021-06-01T12:15", 1.0, n_leads=500))
     assert len(str(e.value)) < 200  # not every lead as a Timedelta (15 KB for 500 leads)
