@@ -201,7 +201,8 @@ def config_differences(
 
 
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
-_REFUSED_GLOBAL = re.compile(r"WeightsUnpickler error: (.*?)(?:\.? Please use|\n|$)")
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: (.*?)(?: was not an allowed global|\. |\n|$)")
+_UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*(\S[^\n]*)")
 
 
 def load_error_reason(error: BaseException) -> str:
@@ -216,11 +217,32 @@ def load_error_reason(error: BaseException) -> str:
     refused = _REFUSED_GLOBAL.search(text)
     if refused:
         return (
-            f"it holds code or objects, not only tensors and plain data "
-            f"({refused.group(1).strip()}); refusing to load it"
+            f"it refers to code ({refused.group(1).strip()}), not only tensors and plain data; "
+            "refusing to load it"
         )
-    first = text.splitlines()[0] if text else ""
-    return f"not a PyTorch checkpoint file ({type(error).__name__}: {first})"
+    unreadable = _UNPICKLER_ERROR.search(text)
+    detail = unreadable.group(1).strip() if unreadable else (text.splitlines() or [""])[0]
+    return f"not a PyTorch checkpoint file ({type(error).__name__}: {detail})"
+
+
+def check_resumable(path: str | os.PathLike[str]) -> None:
+    """Raise ``ValueError`` unless ``path`` is a Lightning checkpoint training can resume from.
+
+    Read like the best weights (``weights_only=True``: tensors and plain data only), so a
+    truncated, foreign or code-carrying ``last.ckpt`` is refused before the Trainer starts.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling refuses anything but plain data
+        raise ValueError(
+            f"cannot resume from {path}: {load_error_reason(error)}; remove it to train anew"
+        ) from error
+    missing = [k for k in ("state_dict", "epoch") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ValueError(
+            f"cannot resume from {path}: not a Lightning training checkpoint (no {missing}); "
+            "remove it to train anew"
+        )
 
 
 def load_checkpoint(

@@ -14,8 +14,10 @@ import importlib
 import logging
 import pkgutil
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
+from pipelines.cli._errors import environment_message
 from simvp_model.registry import Registry
 
 AddCommand = Callable[[argparse._SubParsersAction], None]
@@ -55,8 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:
         # Bad input from the user: one clear line, no traceback.
-        print(f"nowcast {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(args, str(error), 2)
+    except OSError as error:
+        # The environment (disk full, permissions, a file where a directory belongs, an
+        # unreachable scheduler): one actionable line; the traceback with -v.
+        return _fail(args, environment_message(error), 1)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """Print ``message`` as one line (after the traceback with ``-v``) and return ``code``."""
+    if args.verbose:
+        traceback.print_exc()
+    print(f"nowcast {args.command}: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -334,7 +334,14 @@ def dask_scheduler(scheduler: Any = None) -> Iterator[Any]:
             )
         from distributed import Client
 
-        with Client(scheduler, set_as_default=False) as client, dask.config.set(scheduler=client):
+        try:
+            client = Client(scheduler, set_as_default=False)
+        except OSError as error:  # distributed raises OSError("Timed out trying to connect ...")
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler {scheduler} ({error}); start it or pass "
+                "another --scheduler (default: local threads)"
+            ) from error
+        with client, dask.config.set(scheduler=client):
             yield client
         return
     with dask.config.set(scheduler=scheduler):  # a distributed.Client
