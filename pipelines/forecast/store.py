@@ -351,7 +351,13 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
     n_leads = ds.sizes[LEAD_TIME]
     for name, var in ds.variables.items():
         if INIT_TIME in var.dims and var.ndim == 4:  # data: one chunk per init time
-            enc[str(name)] = {"chunks": (1, *var.shape[1:]), "compressors": compressors}
+            enc[str(name)] = {
+                "chunks": (1, *var.shape[1:]),
+                "compressors": compressors,
+                # flat chunk files "c.<i>.0.0.0": a back-fill renames one file per later entry
+                # instead of a directory tree (see _shift_chunk_files)
+                "chunk_key_encoding": {"name": "default", "separator": "."},
+            }
         elif INIT_TIME in var.dims:
             enc[str(name)] = {"chunks": (_COORD_CHUNK, *var.shape[1:])}
     for name in (INIT_TIME, VALID_TIME, INPUT_TIME):
@@ -650,8 +656,7 @@ def _link_copy(path: Path, target: Path) -> None:
     """
 
     def copy(src: str, dst: str) -> None:
-        parts = Path(src).relative_to(path).parts
-        if len(parts) >= 3 and parts[1] == "c" and _is_data_array(path / parts[0]):
+        if _is_chunk_file(path, Path(src)):
             try:
                 os.link(src, dst)
                 return
@@ -663,29 +668,62 @@ def _link_copy(path: Path, target: Path) -> None:
 
 
 @functools.cache
-def _data_array_dims(meta_file: Path, mtime_ns: int) -> tuple[str, ...]:
+def _array_meta(meta_file: Path, mtime_ns: int) -> tuple[tuple[str, ...], str]:
+    """``(dimension names, chunk key separator)`` of the array whose ``zarr.json`` is given."""
     meta = json.loads(meta_file.read_text())
-    return tuple(meta.get("dimension_names") or ()) if meta.get("node_type") == "array" else ()
+    if meta.get("node_type") != "array":
+        return (), "/"
+    encoding = meta.get("chunk_key_encoding") or {}
+    separator = (encoding.get("configuration") or {}).get("separator", "/")
+    return tuple(meta.get("dimension_names") or ()), separator
+
+
+def _meta(array_dir: Path) -> tuple[tuple[str, ...], str]:
+    meta = array_dir / "zarr.json"
+    if not meta.is_file():
+        return (), "/"
+    return _array_meta(meta, meta.stat().st_mtime_ns)
 
 
 def _is_data_array(array_dir: Path) -> bool:
     """True for a forecast variable ``(init_time, lead_time, y, x)``: one chunk per init time."""
-    meta = array_dir / "zarr.json"
-    if not meta.is_file():
-        return False
-    dims = _data_array_dims(meta, meta.stat().st_mtime_ns)
+    dims = _meta(array_dir)[0]
     return len(dims) == 4 and dims[0] == INIT_TIME
 
 
+def _is_chunk_file(store: Path, file: Path) -> bool:
+    """True for a chunk file of a data array (``<array>/c.<i>.0.0.0`` or ``<array>/c/<i>/...``)."""
+    parts = file.relative_to(store).parts
+    if len(parts) < 2 or not _is_data_array(store / parts[0]):
+        return False
+    return parts[1] == "c" or parts[1].startswith("c.")
+
+
 def _shift_chunk_files(array_dir: Path, index: int, n: int) -> None:
-    """Rename the chunk files of entries ``index..n-1`` one slot later (last first)."""
-    chunks = array_dir / "c"
+    """Rename the chunk files of entries ``index..n-1`` one slot later (last first).
+
+    Handles both chunk-key layouts: flat ``c.<i>.0.0.0`` files (this layout) and the nested
+    ``c/<i>/0/0/0`` directories of stores written before it.
+    """
+    separator = _meta(array_dir)[1]
+    by_index: dict[int, list[str]] = {}  # flat layout: entry index -> its chunk file names
+    if separator != "/":
+        for name in os.listdir(array_dir):
+            if name.startswith("c."):
+                by_index.setdefault(int(name.split(".")[1]), []).append(name)
     for i in reversed(range(index, n)):
-        src, dst = chunks / str(i), chunks / str(i + 1)
-        if dst.exists():
-            shutil.rmtree(dst)
-        if src.exists():  # an all-NaN chunk is not stored
-            os.rename(src, dst)
+        if separator == "/":
+            pairs = [(array_dir / "c" / str(i), array_dir / "c" / str(i + 1))]
+        else:
+            pairs = [
+                (array_dir / name, array_dir / name.replace(f"c.{i}.", f"c.{i + 1}.", 1))
+                for name in by_index.get(i, [])
+            ]
+        for src, dst in pairs:
+            if dst.is_dir():
+                shutil.rmtree(dst)
+            if src.exists():  # an all-NaN chunk is not stored
+                os.replace(src, dst)
 
 
 def _insert(path: Path, forecast: xr.Dataset, index: int, n: int) -> None:

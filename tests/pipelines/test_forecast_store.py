@@ -379,3 +379,25 @@ def test_readers_see_a_committed_store_at_every_write_stage(tmp_path, monkeypatc
     assert replaced["data_written"] == [2, [3.0, 2.0], False]  # new data, not yet complete
     assert replaced["committed"] == [2, [3.0, 2.0], True]
     assert xr.open_zarr(path).attrs["history"].endswith("replaced init_time 2021-06-01T12:00:00Z")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_backfill_in_both_chunk_key_layouts(tmp_path, monkeypatch, nested):
+    # Stores written before the flat "c.<i>.0.0.0" chunk files keep nested "c/<i>/0/0/0" dirs.
+    path = tmp_path / "f.zarr"
+    if nested:
+        plain = fstore._encoding
+
+        def nested_encoding(ds):
+            enc = plain(ds)
+            for spec in enc.values():
+                spec.pop("chunk_key_encoding", None)
+            return enc
+
+        monkeypatch.setattr(fstore, "_encoding", nested_encoding)
+    for k, init in enumerate(["2021-06-01T12:00", "2021-06-01T13:00", "2021-06-01T14:00"]):
+        write_forecast(path, make_forecast(init, float(k + 1)))
+    assert (path / "precipitation_rate" / "c").is_dir() == nested
+    assert write_forecast(path, make_forecast("2021-06-01T11:00", 9.0)) == 0
+    assert write_forecast(path, make_forecast("2021-06-01T13:30", 8.0)) == 3
+    np.testing.assert_array_equal(_values(open_forecast_store(path)), [9.0, 1.0, 2.0, 8.0, 3.0])
