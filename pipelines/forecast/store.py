@@ -53,18 +53,14 @@ replaced, so a write killed midway marks that one entry incomplete and leaves th
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import fcntl
 import functools
 import json
 import logging
 import os
 import shutil
-import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +82,13 @@ from data_catalog.vocabulary import (
     Y,
     duration_text,
 )
+from pipelines.zarr_transaction import (
+    commit,
+    quiet_consolidation,
+    resize_along,
+    staged_create,
+    write_lock,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +102,6 @@ PROVENANCE_STRINGS = ("checkpoint", "checkpoint_sha256", "model_version", "fallb
 STORE_FORMAT = "simvp-nowcast-forecast-1"
 _TIME_UNITS = "minutes since 1970-01-01 00:00:00"  # int64 minutes: exact for minute-step sources
 _COORD_CHUNK = 4096  # 1-D/2-D per-init coordinates: one small chunk holds many init times
-_LOCK_POLL_S = 0.05
 
 _FAULT_HOOK: Callable[[str], None] | None = None
 """Test hook called with the name of each write stage (tests kill the process there)."""
@@ -366,38 +368,10 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
     return enc
 
 
-def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-@contextlib.contextmanager
-def store_lock(path: str | os.PathLike[str], timeout: float = 600.0) -> Iterator[None]:
-    """Hold the exclusive write lock of the forecast store at ``path``.
-
-    The lock is an ``fcntl.flock`` on ``<path>.lock``; the operating system releases it when
-    the holder dies, so a killed writer never leaves a stale lock.
-
-    Raises
-    ------
-    TimeoutError
-        If the lock is not acquired within ``timeout`` seconds.
-    """
-    lock = _lock_path(Path(path))
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
-    with open(lock, "a+b") as handle:
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not lock {lock} within {timeout} s") from None
-                time.sleep(_LOCK_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+#: The store's write lock (:func:`pipelines.zarr_transaction.write_lock`): a second writer
+#: waits up to ``timeout`` seconds, then gets a retryable
+#: :class:`~pipelines.zarr_transaction.StoreBusyError` (a ``TimeoutError``).
+store_lock = write_lock
 
 
 def open_forecast_store(
@@ -415,8 +389,7 @@ def open_forecast_store(
         Passed to :func:`xarray.open_zarr`.
     """
     kwargs.setdefault("decode_coords", "all")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+    with quiet_consolidation():
         ds = xr.open_zarr(os.fspath(path), consolidated=True, **kwargs)  # type: ignore[arg-type]
     if complete_only:
         ds = ds.isel({INIT_TIME: np.flatnonzero(ds[COMPLETE].values)})
@@ -460,15 +433,7 @@ def _leads_text(leads: np.ndarray) -> str:
 
 def _resize(path: Path, n: int) -> None:
     """Set the ``init_time`` length of every array to ``n`` (drops chunks beyond ``n``)."""
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
-    for _, array in group.arrays():
-        dims = array.metadata.dimension_names or ()
-        if INIT_TIME in dims:
-            axis = dims.index(INIT_TIME)
-            shape = list(array.shape)
-            if shape[axis] != n:
-                shape[axis] = n
-                array.resize(tuple(shape))
+    resize_along(path, INIT_TIME, n)
 
 
 def _region_write(path: Path, block: xr.Dataset, start: int) -> None:
@@ -477,8 +442,7 @@ def _region_write(path: Path, block: xr.Dataset, start: int) -> None:
     block = block.drop_encoding()
     stop = start + block.sizes[INIT_TIME]
     _write_init_times(path, block[INIT_TIME].values, start)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+    with quiet_consolidation():
         block.to_zarr(
             str(path),
             mode="r+",
@@ -506,38 +470,38 @@ def _commit(path: Path, history: str) -> None:
     without it, zarr would write the root without it, and readers would see uncommitted array
     shapes until the next consolidation).
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(str(path))
-        _stage("consolidated")
+    commit(path)
+    _stage("consolidated")
+    with quiet_consolidation():
         group = zarr.open_group(str(path), mode="r+", use_consolidated=True)
         group.attrs["history"] = history
 
 
 def _create(path: Path, forecast: xr.Dataset) -> None:
     """Write the first forecast to a temporary directory and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     ds = forecast.copy()
     ds.attrs["history"] = f"{_now()} created with init_time {_iso(forecast[INIT_TIME].values[0])}"
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        ds.to_zarr(str(tmp), mode="w-", encoding=_encoding(ds), consolidated=True)
-    _stage("created_tmp")
-    os.rename(tmp, path)
+
+    def write(staging: Path) -> None:
+        with quiet_consolidation():
+            ds.to_zarr(str(staging), mode="w-", encoding=_encoding(ds), consolidated=True)
+
+    staged_create(path, write, on_written=lambda: _stage("created_tmp"))
 
 
 def _recover(path: Path) -> None:
-    """Undo what killed writers left (called under the lock).
+    """Undo what a killed back-fill left (called under the lock).
 
-    A store swapped out by an interrupted :func:`_prepend` is renamed back; temporary copies
-    and first writes that never reached their rename are removed.
+    A store swapped out by an interrupted two-rename swap of :func:`_insert` is renamed back
+    and older swapped-out copies are removed (the lock has already removed the staging
+    copies, :func:`pipelines.zarr_transaction.write_lock`).
     """
     olds = sorted(path.parent.glob(f".{path.name}.*.old"), key=lambda p: p.stat().st_mtime)
     if olds and not path.exists():
-        logger.warning("restoring %s from %s left by an interrupted rebuild", path, olds[-1])
+        logger.warning("restoring %s from %s left by an interrupted back-fill", path, olds[-1])
         os.rename(olds[-1], path)
         olds = olds[:-1]
-    for leftover in [*olds, *path.parent.glob(f".{path.name}.*.tmp")]:
+    for leftover in olds:
         logger.warning("removing %s left by an interrupted forecast write", leftover)
         shutil.rmtree(leftover, ignore_errors=True)
 

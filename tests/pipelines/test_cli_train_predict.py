@@ -115,3 +115,15 @@ def test_predict_writes_and_prints_the_path_asked_for(
     assert f"forecast: {out} " in capsys.readouterr().out
     assert out.is_file() and not (tmp_path / "result.txt.npy").exists()
     assert np.load(out).shape == (4, 1, 16, 16)
+
+
+def test_user_error_is_one_line_and_verbose_shows_the_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["train", "--source=moving-mnist", "--catalog=x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()] and "Traceback" not in err
+    assert main(["-v", "train", "--source=moving-mnist", "--catalog=x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ValueError" in err
+    assert err.rstrip().splitlines()[-1].startswith("nowcast train: error: --catalog")
