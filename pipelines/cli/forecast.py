@@ -60,7 +60,8 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Take the T_in frames ending at the init time from DIR/stores/SOURCE.zarr, predict "
             "the lead times with a SimVP checkpoint (roll-out beyond its native horizon), and "
-            "write them to DIR/forecasts/SOURCE.zarr (re-running an init time replaces it) with "
+            "write them to DIR/forecasts/SOURCE.zarr (SOURCE-Nleads.zarr for --leads N other than "
+            "the model's own horizon; re-running an init time replaces it) with "
             "maps under DIR/figures/SOURCE/. Missing or stale inputs are an error unless "
             "--fallback latest-complete is given."
         ),
@@ -80,7 +81,8 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
         "--leads",
         type=int,
         default=None,
-        help="number of lead times (default: the model's out_frames; more are rolled out)",
+        help="number of lead times (default: the model's out_frames; more are rolled out); "
+        "another count than out_frames goes to its own store, DIR/forecasts/SOURCE-Nleads.zarr",
     )
     parser.add_argument(
         "--fallback",
