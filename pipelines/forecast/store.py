@@ -1,5 +1,8 @@
 """The forecast store ``DIR/forecasts/<source>.zarr``: layout and idempotent per-init writes.
 
+(About 600 lines, half of them this description: the layout, its builder and the write protocol
+share the encoding and the crash-stage hooks; back-fills are in :mod:`pipelines.forecast.backfill`.)
+
 Layout (Zarr v3, zstd; checked with cf_xarray and rioxarray, see ``docs/ARCHITECTURE.md``)::
 
     <variable>(init_time, lead_time, y, x)       float32, physical units, grid_mapping="crs"
@@ -53,13 +56,8 @@ replaced, so a write killed midway marks that one entry incomplete and leaves th
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,11 +80,13 @@ from data_catalog.vocabulary import (
     Y,
     duration_text,
 )
+from pipelines.forecast import backfill
 from pipelines.zarr_transaction import (
     commit,
     quiet_consolidation,
     resize_along,
     staged_create,
+    staging_path,
     write_lock,
 )
 
@@ -357,7 +357,7 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
                 "chunks": (1, *var.shape[1:]),
                 "compressors": compressors,
                 # flat chunk files "c.<i>.0.0.0": a back-fill renames one file per later entry
-                # instead of a directory tree (see _shift_chunk_files)
+                # instead of a directory tree (pipelines.forecast.backfill)
                 "chunk_key_encoding": {"name": "default", "separator": "."},
             }
         elif INIT_TIME in var.dims:
@@ -489,23 +489,6 @@ def _create(path: Path, forecast: xr.Dataset) -> None:
     staged_create(path, write, on_written=lambda: _stage("created_tmp"))
 
 
-def _recover(path: Path) -> None:
-    """Undo what a killed back-fill left (called under the lock).
-
-    A store swapped out by an interrupted two-rename swap of :func:`_insert` is renamed back
-    and older swapped-out copies are removed (the lock has already removed the staging
-    copies, :func:`pipelines.zarr_transaction.write_lock`).
-    """
-    olds = sorted(path.parent.glob(f".{path.name}.*.old"), key=lambda p: p.stat().st_mtime)
-    if olds and not path.exists():
-        logger.warning("restoring %s from %s left by an interrupted back-fill", path, olds[-1])
-        os.rename(olds[-1], path)
-        olds = olds[:-1]
-    for leftover in olds:
-        logger.warning("removing %s left by an interrupted forecast write", leftover)
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
 def _now() -> str:
     return pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -550,7 +533,7 @@ def write_forecast(
     path = Path(path)
     init = forecast[INIT_TIME].values[0]
     with store_lock(path, timeout=lock_timeout):
-        _recover(path)
+        backfill.recover(path)
         if not path.exists():
             _create(path, forecast)
             logger.info("created forecast store %s with init_time %s", path, _iso(init))
@@ -611,147 +594,17 @@ def _replace(path: Path, forecast: xr.Dataset, index: int) -> None:
     _stage("flag_written")
 
 
-def _link_copy(path: Path, target: Path) -> None:
-    """Copy the store at ``path`` to ``target``, hard-linking the data chunk files.
-
-    Data chunks (one file per init time) are never rewritten in place, only renamed or added,
-    so sharing their inodes with the live store is safe and costs no data I/O; metadata and
-    the small per-init arrays, which are rewritten, are real copies.
-    """
-
-    def copy(src: str, dst: str) -> None:
-        if _is_chunk_file(path, Path(src)):
-            try:
-                os.link(src, dst)
-                return
-            except OSError:  # no hard links on this file system: a real copy is as safe
-                pass
-        shutil.copy2(src, dst)
-
-    shutil.copytree(path, target, copy_function=copy)
-
-
-@functools.cache
-def _array_meta(meta_file: Path, mtime_ns: int) -> tuple[tuple[str, ...], str]:
-    """``(dimension names, chunk key separator)`` of the array whose ``zarr.json`` is given."""
-    meta = json.loads(meta_file.read_text())
-    if meta.get("node_type") != "array":
-        return (), "/"
-    encoding = meta.get("chunk_key_encoding") or {}
-    separator = (encoding.get("configuration") or {}).get("separator", "/")
-    return tuple(meta.get("dimension_names") or ()), separator
-
-
-def _meta(array_dir: Path) -> tuple[tuple[str, ...], str]:
-    meta = array_dir / "zarr.json"
-    if not meta.is_file():
-        return (), "/"
-    return _array_meta(meta, meta.stat().st_mtime_ns)
-
-
-def _is_data_array(array_dir: Path) -> bool:
-    """True for a forecast variable ``(init_time, lead_time, y, x)``: one chunk per init time."""
-    dims = _meta(array_dir)[0]
-    return len(dims) == 4 and dims[0] == INIT_TIME
-
-
-def _is_chunk_file(store: Path, file: Path) -> bool:
-    """True for a chunk file of a data array (``<array>/c.<i>.0.0.0`` or ``<array>/c/<i>/...``)."""
-    parts = file.relative_to(store).parts
-    if len(parts) < 2 or not _is_data_array(store / parts[0]):
-        return False
-    return parts[1] == "c" or parts[1].startswith("c.")
-
-
-def _shift_chunk_files(array_dir: Path, index: int, n: int) -> None:
-    """Rename the chunk files of entries ``index..n-1`` one slot later (last first).
-
-    Handles both chunk-key layouts: flat ``c.<i>.0.0.0`` files (this layout) and the nested
-    ``c/<i>/0/0/0`` directories of stores written before it.
-    """
-    separator = _meta(array_dir)[1]
-    by_index: dict[int, list[str]] = {}  # flat layout: entry index -> its chunk file names
-    if separator != "/":
-        for name in os.listdir(array_dir):
-            if name.startswith("c."):
-                by_index.setdefault(int(name.split(".")[1]), []).append(name)
-    for i in reversed(range(index, n)):
-        if separator == "/":
-            pairs = [(array_dir / "c" / str(i), array_dir / "c" / str(i + 1))]
-        else:
-            pairs = [
-                (array_dir / name, array_dir / name.replace(f"c.{i}.", f"c.{i + 1}.", 1))
-                for name in by_index.get(i, [])
-            ]
-        for src, dst in pairs:
-            if dst.is_dir():
-                shutil.rmtree(dst)
-            if src.exists():  # an all-NaN chunk is not stored
-                os.replace(src, dst)
-
-
 def _insert(path: Path, forecast: xr.Dataset, index: int, n: int) -> None:
-    """Insert ``forecast`` at ``index`` (< n) in a hard-linked copy, then swap it in.
-
-    Called under the lock. Later entries move one slot: their data chunk files are renamed in
-    the copy (the live store keeps its names), the small per-init arrays (times, flags,
-    provenance: a few bytes per init time) are shifted in memory. The copy is consolidated and
-    exchanged with the store atomically (:func:`_exchange`), or, where that is unsupported,
-    swapped by two renames (:func:`_recover` restores the old store if a writer dies between).
+    """Insert ``forecast`` at ``index`` (< n): a hard-linked copy with later entries moved one
+    slot (:func:`pipelines.forecast.backfill.copy_with_gap`), the entry written there, the copy
+    committed and swapped in (:func:`pipelines.forecast.backfill.swap_in`). Called under the
+    lock.
     """
-    logger.info("inserting init_time %s at index %d of %d", _iso(forecast[INIT_TIME].values[0]),
-                index, n)  # fmt: skip
-    tag = uuid.uuid4().hex
-    tmp = path.with_name(f".{path.name}.{tag}.tmp")
-    _link_copy(path, tmp)
-    dst = zarr.open_group(str(tmp), mode="r+", use_consolidated=False)
-    for name, target in dst.arrays():
-        dims = target.metadata.dimension_names or ()
-        if INIT_TIME not in dims:
-            continue
-        if dims.index(INIT_TIME) != 0:
-            raise ValueError(f"{name}: init_time must be the first dim, got {dims}")
-        if _is_data_array(tmp / name):
-            target.resize((n + 1, *target.shape[1:]))
-            _shift_chunk_files(tmp / name, index, n)
-        else:  # small per-init arrays: shift in memory
-            values = target[...]
-            target.resize((n + 1, *target.shape[1:]))
-            target[index + 1 :] = values[index:]
+    init = _iso(forecast[INIT_TIME].values[0])
+    logger.info("inserting init_time %s at index %d of %d", init, index, n)
+    tmp = staging_path(path)
+    backfill.copy_with_gap(path, tmp, index, n)
     _stage("insert_copied")
     _region_write(tmp, forecast, index)
-    _commit(tmp, f"{_now()} inserted init_time {_iso(forecast[INIT_TIME].values[0])}")
-    if _exchange(tmp, path):  # atomic: readers see the old or the new store, never none
-        _stage("swapped")
-        shutil.rmtree(tmp, ignore_errors=True)  # now the old store
-        return
-    old = path.with_name(f".{path.name}.{tag}.old")
-    os.rename(path, old)
-    _stage("swapped_out")
-    os.rename(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-_RENAME_EXCHANGE = 2  # linux/fs.h
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux ``renameat2`` exchange); False if unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if result != 0:
-        logger.debug("renameat2 exchange failed: %s", os.strerror(ctypes.get_errno()))
-        return False
-    return True
+    _commit(tmp, f"{_now()} inserted init_time {init}")
+    backfill.swap_in(tmp, path, _stage)

@@ -401,3 +401,24 @@ def test_backfill_in_both_chunk_key_layouts(tmp_path, monkeypatch, nested):
     assert write_forecast(path, make_forecast("2021-06-01T11:00", 9.0)) == 0
     assert write_forecast(path, make_forecast("2021-06-01T13:30", 8.0)) == 3
     np.testing.assert_array_equal(_values(open_forecast_store(path)), [9.0, 1.0, 2.0, 8.0, 3.0])
+
+
+def _die_between_renames(path):
+    from pipelines.forecast import backfill
+
+    backfill._exchange = lambda a, b: False  # a file system without renameat2's exchange
+    _die_at(path, "2021-06-01T11:55", 9.0, "swapped_out")
+
+
+def test_backfill_killed_between_the_two_renames_is_undone(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast(T0, 1.0))
+    write_forecast(path, make_forecast("2021-06-01T12:05", 2.0))
+    proc = FORK.Process(target=_die_between_renames, args=(path,))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 17 and not path.exists()  # the store was renamed away ...
+    assert len(list(tmp_path.glob(".f.zarr.*.old"))) == 1  # ... and the new copy not yet in
+    write_forecast(path, make_forecast("2021-06-01T12:15", 4.0))  # the next writer restores
+    np.testing.assert_array_equal(_values(open_forecast_store(path)), [1.0, 2.0, 4.0])
+    assert not list(tmp_path.glob(".f.zarr.*"))
