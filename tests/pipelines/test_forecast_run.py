@@ -340,3 +340,12 @@ def test_backward_search_matches_a_brute_force_scan():
         ends = [s for s in range(stop, t_in - 2, -1) if s >= t_in - 1]
         brute = next((s for s in ends if present[s - t_in + 1 : s + 1].all()), None)
         assert forecast_inputs.newest_complete_stop(present, stop, t_in, chunk=7) == brute
+
+
+def test_time_step_mismatch_spells_steps_as_the_catalog_does(tmp_path, fake):
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    loaded = FakeLoaded()
+    loaded.metadata = {**loaded.metadata, "time_step": "10min"}
+    method = SimVPMethod.from_loaded(loaded, fake)
+    with pytest.raises(ValueError, match=r"time step '10min' differs from the store's 5min$"):
+        _run(tmp_path, fake, checkpoint=method)
