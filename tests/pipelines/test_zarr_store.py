@@ -165,7 +165,8 @@ def _die_while_creating(path: str) -> None:
         os._exit(17)  # like kill -9 after the staging copy is written, before its rename
 
     zarr_transaction.os.rename = die  # only in this forked child
-    ingest_source(spec, store_path=path, reader=read_npy, progress=False)
+    # synchronous: the parent's dask thread pool does not survive the fork
+    ingest_source(spec, store_path=path, reader=read_npy, progress=False, scheduler="synchronous")
 
 
 def test_killed_create_leaves_a_staging_copy_that_the_next_ingest_removes(tmp_path):
