@@ -343,7 +343,14 @@ def task_executor(scheduler: Any = None) -> Iterator[Runner]:
             )
         from distributed import Client
 
-        with Client(scheduler, set_as_default=False) as client:
+        try:
+            client = Client(scheduler, set_as_default=False)
+        except OSError as error:  # distributed raises OSError("Timed out trying to connect ...")
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler {scheduler} ({error}); start it or pass "
+                "another --scheduler (default: local threads)"
+            ) from error
+        with client:
             yield _client_runner(client)
         return
     if not hasattr(scheduler, "get_executor"):

@@ -36,6 +36,7 @@ import xarray as xr
 import zarr
 
 from data_catalog import vocabulary as voc
+from data_catalog.crs import crs_label
 from data_catalog.spec import SourceSpec
 from pipelines.ingest.store import FRAME_PRESENT, StoreLayout
 
@@ -141,7 +142,8 @@ def validate_frames(
     crs = crs_of(ds, label)
     if not crs.equals(spec.grid.pyproj_crs, ignore_axis_order=True):
         raise IngestError(
-            f"{label}: CRS {crs.to_string()!r} differs from the catalog CRS {spec.grid.crs!r}"
+            f"{label}: CRS {crs_label(crs)!r} differs from the catalog CRS "
+            f"{crs_label(spec.grid.crs)!r}"
         )
     _check_coords(ds, spec.grid.y_coords(), spec.grid.x_coords(), "the catalog grid", label)
     for name in (voc.LATITUDE, voc.LONGITUDE):
