@@ -40,7 +40,7 @@ def _catalog():
                 "normalisation": {"transform": "dbr", "threshold": 0.1},
             }
         ],
-        "grid": {"crs": "EPSG:3035", "shape": [32, 32], "extent": [0.0, 32.0, 0.0, 32.0]},
+        "grid": {"crs": "EPSG:4326", "shape": [32, 32], "extent": [0.0, 32.0, 0.0, 32.0]},
     }
     return parse_catalog({"version": 1, "sources": {"synthetic": entry}})
 
