@@ -394,11 +394,6 @@ def evaluate_source(
     if trained_on not in ("", source):
         raise ValueError(f"checkpoint {path} was trained on {trained_on!r}, not {source!r}")
     in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
-    if preparation.tile:
-        raise ValueError(
-            f"checkpoint {path} was trained on tiles {list(preparation.tile)}; evaluation scores "
-            "whole prepared grids only (retrain without tile=...)"
-        )
     refs, paths = split_test_windows(meta, root, catalog)
     chosen = subsample(np.arange(len(refs)), max_samples)
     logger.info(
@@ -424,7 +419,8 @@ def evaluate_source(
                 f"{source}: score thresholds are in {plan.threshold_units!r} but the variable "
                 f"is in {units!r}"
             )
-        archive = frames.load() if _ARCHIVE_BASELINES & set(names) else None
+        needs_archive = bool(_ARCHIVE_BASELINES & set(names)) or method.needs_archive
+        archive = frames.load() if needs_archive else None
         parts.append(run_methods(frames, starts, in_frames, out_frames, methods, archive))
     result = concat_forecasts(parts)
     result.observation.attrs["units"] = units
