@@ -68,7 +68,10 @@ _KEY_RULES = [
     (r"^dec\.readout\.(.*)$", r"decoder.readout.\1"),
     # IncepU: gInception_ST(conv1, layers[j] = GroupConv2d(conv, norm))
     (r"^hid\.(enc|dec)\.(\d+)\.conv1\.(.*)$", r"translator.\1.\2.conv1.\3"),
-    (r"^hid\.(enc|dec)\.(\d+)\.layers\.(\d+)\.(conv|norm)\.(.*)$", r"translator.\1.\2.branches.\3.\4.\5"),
+    (
+        r"^hid\.(enc|dec)\.(\d+)\.layers\.(\d+)\.(conv|norm)\.(.*)$",
+        r"translator.\1.\2.branches.\3.\4.\5",
+    ),
     # gSTA / TAU: MetaBlock(block = GASubBlock | TAUSubBlock, reduction)
     (r"^hid\.enc\.(\d+)\.reduction\.(.*)$", r"translator.projections.\1.\2"),
     (

@@ -149,7 +149,7 @@ def macs_per_sample(names: list[str]) -> dict[str, int]:
 
 
 def summarise(sweeps: dict[str, dict[str, Any]], macs: dict[str, int]) -> list[dict[str, Any]]:
-    """One row per (config, environment): both sides' samples/s, wall and CPU-time ratios, GFLOP/s."""
+    """Rows per (config, environment, run): both sides' samples/s, ratios, our GFLOP/s."""
     rows = []
     for env_name, report in sweeps.items():
         for run in report["runs"]:
@@ -167,8 +167,12 @@ def summarise(sweeps: dict[str, dict[str, Any]], macs: dict[str, int]) -> list[d
                     row[f"{phase}_ours"] = c[phase]["samples_per_s"]
                     row[f"{phase}_ratio"] = c[phase]["samples_per_s"] / p[phase]["samples_per_s"]
                     row[f"{phase}_cpu_ratio"] = _cpu_s(p, phase) / _cpu_s(c, phase)
-                    row[f"{phase}_faults_k_ours"] = c[phase]["per_step_rusage"]["minor_faults"] / 1e3
-                    row[f"{phase}_faults_k_peer"] = p[phase]["per_step_rusage"]["minor_faults"] / 1e3
+                    row[f"{phase}_faults_k_ours"] = (
+                        c[phase]["per_step_rusage"]["minor_faults"] / 1e3
+                    )
+                    row[f"{phase}_faults_k_peer"] = (
+                        p[phase]["per_step_rusage"]["minor_faults"] / 1e3
+                    )
                 m = macs.get(name)
                 if m:
                     row["gmacs_per_sample"] = m / 1e9
@@ -224,7 +228,8 @@ def to_markdown(meta: dict[str, Any], rows: list[dict[str, Any]], fidelity: list
             "draws (train mode); max |ours − peer| of the outputs and max relative difference of "
             "any parameter gradient (loss = mean of squared outputs).",
             "",
-            "| config | eval max abs diff | train max abs diff | output max abs | grad max rel diff |",
+            "| config | eval max abs diff | train max abs diff | output max abs "
+            "| grad max rel diff |",
             "|---|---:|---:|---:|---:|",
         ]
         for f in fidelity:
