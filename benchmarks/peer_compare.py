@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-steps", type=int, default=3)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--skip-fidelity", action="store_true")
+    parser.add_argument(
+        "--fidelity-only", action="store_true", help="write peer_fidelity{tag}.{json,md} only"
+    )
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args(argv)
     if args._fidelity:
@@ -286,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     fidelity = [] if args.skip_fidelity else run_fidelity(names)
     for f in fidelity:
         log.info("fidelity %s", f)
+    if args.fidelity_only:
+        meta["loadavg_end"] = _loadavg()
+        report = {"meta": meta, "rows": [], "fidelity": fidelity}
+        (RESULTS / f"peer_fidelity{tag}.json").write_text(json.dumps(report, indent=1))
+        (RESULTS / f"peer_fidelity{tag}.md").write_text(to_markdown(meta, [], fidelity))
+        return 0
     steps = {"warmup": args.warmup, "steps": args.steps, "min_steps": args.min_steps}
     steps["runs"] = args.runs
     sweeps = {}
