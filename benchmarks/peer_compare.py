@@ -175,9 +175,13 @@ def summarise(sweeps: dict[str, dict[str, Any]], macs: dict[str, int]) -> list[d
                     )
                 m = macs.get(name)
                 if m:
+                    batch = c["train"]["samples_per_s"] * c["train"]["median_s"]
                     row["gmacs_per_sample"] = m / 1e9
                     row["train_gflops_ours"] = 6 * m * row["train_ours"] / 1e9
                     row["infer_gflops_ours"] = 2 * m * row["infer_after_train_ours"] / 1e9
+                    # per CPU-second (one core's share): the rate the load does not dilute
+                    row["train_gflops_per_core"] = 6 * m * batch / _cpu_s(c, "train") / 1e9
+                    row["infer_gflops_per_core"] = 2 * m * batch / _cpu_s(c, "infer") / 1e9
                 row["load_start"] = c.get("loadavg_start", [None])[0]
                 rows.append(row)
     return rows
@@ -201,11 +205,13 @@ def to_markdown(meta: dict[str, Any], rows: list[dict[str, Any]], fidelity: list
         "`wall` = ours ÷ peer samples/s (median step); `cpu` = peer ÷ ours CPU seconds "
         "(user+sys) per step, less sensitive to other jobs on the cores. `after train` = inference "
         "in the same process after training (warm allocator). GFLOP/s = hook-counted forward MACs "
-        f"× 2 (inference) or × 6 (train) × samples/s; `% peak` of {CPU_PEAK_GFLOPS:.0f} GFLOP/s.",
+        f"× 2 (inference) or × 6 (train) × samples/s (wall; `% peak` of {CPU_PEAK_GFLOPS:.0f} "
+        "GFLOP/s), and the same FLOPs per CPU-second (`/core`: one core's rate, out of ~"
+        f"{CPU_PEAK_GFLOPS / 2:.0f}), which other jobs on the machine do not dilute.",
         "",
         "| config | alloc | run | train s/s peer → ours | train wall / cpu | infer s/s peer → ours "
         "| infer wall / cpu | after train wall | minflt/train step (k) peer → ours "
-        "| train GFLOP/s (% peak) | infer GFLOP/s (% peak) |",
+        "| train GFLOP/s (% peak), /core | infer GFLOP/s (% peak), /core |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(rows, key=lambda r: (r["config"], r["env"], r["run"])):
@@ -218,8 +224,10 @@ def to_markdown(meta: dict[str, Any], rows: list[dict[str, Any]], fidelity: list
             f"| **{_f(r['infer_ratio'])}** / {_f(r['infer_cpu_ratio'])} "
             f"| {_f(r['infer_after_train_ratio'])} "
             f"| {_f(r['train_faults_k_peer'], 0)} → {_f(r['train_faults_k_ours'], 0)} "
-            f"| {_f(tg, 0)} ({_f(tg and 100 * tg / CPU_PEAK_GFLOPS, 0)} %) "
-            f"| {_f(ig, 0)} ({_f(ig and 100 * ig / CPU_PEAK_GFLOPS, 0)} %) |"
+            f"| {_f(tg, 0)} ({_f(tg and 100 * tg / CPU_PEAK_GFLOPS, 0)} %), "
+            f"{_f(r.get('train_gflops_per_core'), 0)} "
+            f"| {_f(ig, 0)} ({_f(ig and 100 * ig / CPU_PEAK_GFLOPS, 0)} %), "
+            f"{_f(r.get('infer_gflops_per_core'), 0)} |"
         )
     if fidelity:
         lines += [
