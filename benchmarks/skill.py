@@ -18,6 +18,7 @@ Run from the repository root (about 2-4 CPU minutes per source)::
 
     NOWCAST_SAMPLES_DIR=../shared/data .venv/bin/python -m benchmarks.skill
     .venv/bin/python -m benchmarks.skill --sources mch-radar --epochs 5
+    .venv/bin/python -m benchmarks.skill --sources era5-t2m-uk --merge  # rerun one row
 
 Results: ``benchmarks/results/skill.{json,md}``.
 """
@@ -45,7 +46,7 @@ SOURCES = ("mch-radar", "nyc-taxi", "era5-t2m-uk", "fmi-radar", "knmi-radar", "r
 # windows in 64 px crops, 6 steps an epoch; NYC 1,025 windows, 64 steps; ERA5 465, 29 steps).
 EPOCHS = {"radar": 12, "crowd-flow": 3, "climate": 8}
 SEED = 42
-BASELINES = ("persistence", "optical_flow", "climatology")
+BASELINES = ("persistence", "optical_flow", "climatology", "anomaly_persistence")
 log = logging.getLogger("benchmarks.skill")
 
 
@@ -187,6 +188,20 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merged(path: Path, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of the results file ``path`` with those of ``entries``' sources replaced.
+
+    Sources keep their order in the file (new ones are appended); the pooled radar entry is
+    dropped, to be recomputed from the merged rows.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"--merge: no results file {path} to merge into")
+    new = {e["source"]: e for e in entries}
+    old = [e for e in json.loads(path.read_text())["entries"] if "(pooled)" not in e["source"]]
+    out = [new.pop(e["source"], e) for e in old]
+    return out + list(new.values())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write ``benchmarks/results/skill.{json,md}``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.skill", description=__doc__)
@@ -195,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--data-dir", default=None, help="default: a temporary directory")
     parser.add_argument("--name", default="skill", help="results file stem")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the benchmarked sources' rows in an existing results file",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # Lightning sets its loggers to INFO when first imported: import it, then quiet it.
@@ -214,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as error:  # report the row, keep benchmarking the others
                 log.exception("benchmark of %s failed", source)
                 entries.append({"source": source, "error": f"{type(error).__name__}: {error}"})
+    if args.merge:
+        entries = merged(RESULTS / f"{args.name}.json", entries)
     radar = [e for e in entries if e.get("kind") == "radar" and "error" not in e]
     others = [e for e in radar if e["source"] != "mch-radar"]
     if others:

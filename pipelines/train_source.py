@@ -156,10 +156,10 @@ HARDWARE_DEFAULTS.add(
             "taxibj-gsta",
             model=_CPU_NET,
             recipe={**_CPU_RECIPE, "epochs": 8},
-            base="climatology",
+            base="anomaly_persistence",
         ),
         gpu=HardwareChoice(
-            "taxibj-gsta", recipe={"lr": 5e-3, "warmup_epochs": 0}, base="climatology"
+            "taxibj-gsta", recipe={"lr": 5e-3, "warmup_epochs": 0}, base="anomaly_persistence"
         ),
     ),
 )
