@@ -5,8 +5,8 @@ fuller ``../shared/data`` where present), train with the defaults of its kind
 (:data:`pipelines.train_source.HARDWARE_DEFAULTS`: base nowcast, loss, grid, crops) for a fixed
 number of epochs (no wall-clock cap, so the same seed gives the same numbers), then score the
 test split once with ``nowcast evaluate``'s code (:func:`pipelines.evaluate.evaluate_source`):
-MSE per lead time for SimVP, persistence, Lucas–Kanade optical flow (radar) and the daily-cycle
-climatology (crowd flow, climate), CSI at 1 and 5 mm/h (radar), and the number of test windows.
+MSE per lead time for SimVP, persistence, Lucas–Kanade optical flow (radar), the daily-cycle
+climatology (crowd flow, climate) and damped anomaly persistence (climate), CSI at 1 and 5 mm/h (radar), and the number of test windows.
 
 Targets (issue 10): on MeteoSwiss, and pooled over the other radar sources, SimVP MSE below
 persistence at every lead and mean MSE <= 0.9 x Lucas–Kanade's; CSI@1 mm/h at +30 min >= LK's;
