@@ -6,7 +6,8 @@ fuller ``../shared/data`` where present), train with the defaults of its kind
 number of epochs (no wall-clock cap, so the same seed gives the same numbers), then score the
 test split once with ``nowcast evaluate``'s code (:func:`pipelines.evaluate.evaluate_source`):
 MSE per lead time for SimVP, persistence, Lucas–Kanade optical flow (radar), the daily-cycle
-climatology (crowd flow, climate) and damped anomaly persistence (climate), CSI at 1 and 5 mm/h (radar), and the number of test windows.
+climatology (crowd flow, climate) and damped anomaly persistence (climate), CSI at 1 and
+5 mm/h (radar), and the number of test windows.
 
 Targets (issue 10): on MeteoSwiss, and pooled over the other radar sources, SimVP MSE below
 persistence at every lead and mean MSE <= 0.9 x Lucas–Kanade's; CSI@1 mm/h at +30 min >= LK's;
@@ -145,13 +146,22 @@ def verdicts(entry: dict[str, Any]) -> dict[str, bool]:
     return out
 
 
+def rerun_note(result: dict[str, Any]) -> str:
+    """`` (rows of A, B rerun with --merge: N s)`` where some rows were rerun, else ``""``."""
+    rerun = result.get("rerun")
+    if not rerun:
+        return ""
+    return f" (rows of {', '.join(rerun['sources'])} rerun with --merge: {rerun['seconds']:.0f} s)"
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The results as markdown tables (one per source and score)."""
     lines = [
         "# Forecast skill with the shipped defaults (benchmarks/skill.py)",
         "",
         f"seed {result['seed']}; {result['machine']}; samples from `{result['samples']}`; "
-        f"{result['seconds']:.0f} s in all. Scores of `nowcast evaluate` on each test split "
+        f"{result['seconds']:.0f} s in all{rerun_note(result)}. Scores of `nowcast evaluate` on "
+        "each test split "
         "(pixels with no observation excluded); pooled radar = window-weighted mean over sources.",
         "",
     ]
@@ -234,8 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as error:  # report the row, keep benchmarking the others
                 log.exception("benchmark of %s failed", source)
                 entries.append({"source": source, "error": f"{type(error).__name__}: {error}"})
+    seconds = time.perf_counter() - start
+    rerun = None
     if args.merge:
-        entries = merged(RESULTS / f"{args.name}.json", entries)
+        path = RESULTS / f"{args.name}.json"
+        rerun = {"sources": [e["source"] for e in entries], "seconds": seconds}
+        seconds = json.loads(path.read_text())["seconds"] if path.exists() else seconds
+        entries = merged(path, entries)
     radar = [e for e in entries if e.get("kind") == "radar" and "error" not in e]
     others = [e for e in radar if e["source"] != "mch-radar"]
     if others:
@@ -256,7 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "samples": os.environ.get("NOWCAST_SAMPLES_DIR", "data_catalog/samples"),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
+        **({"rerun": rerun} if rerun else {}),
         "entries": entries,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
