@@ -65,7 +65,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
 SSIM_MIN_SIDE = 7  # skimage's default SSIM window is 7 x 7 pixels
 
 
-_ARCHIVE_BASELINES = frozenset({"climatology", "last_day"})
+_ARCHIVE_BASELINES = frozenset({"climatology", "anomaly_persistence", "last_day"})
 
 
 # ----------------------------------------------------------------------------- windows

@@ -1,4 +1,4 @@
-"""Reference forecasts to beat: persistence, optical-flow extrapolation, climatology, last day.
+"""Reference forecasts to beat: persistence, optical flow, (anomaly) climatology, last day.
 
 Contract of every baseline in :data:`BASELINES` (``forecast(history, steps, **context)``):
 
@@ -21,7 +21,7 @@ Every method evaluated by :mod:`pipelines.evaluate` (SimVP included) is such a f
 
 from __future__ import annotations
 
-from pipelines.baselines import climatology, optical_flow, persistence
+from pipelines.baselines import anomaly_persistence, climatology, optical_flow, persistence
 from pipelines.baselines._registry import BASELINES, BaselineFn, as_forecast, time_step
 
 
@@ -33,6 +33,7 @@ def get_baseline(name: str) -> BaselineFn:
 __all__ = [
     "BASELINES",
     "BaselineFn",
+    "anomaly_persistence",
     "as_forecast",
     "climatology",
     "get_baseline",

@@ -111,7 +111,7 @@ PLANS.add(
 PLANS.add(
     "climate",
     EvaluationPlan(
-        baselines=("persistence", "climatology"),
+        baselines=("persistence", "climatology", "anomaly_persistence"),
         scores=_CONTINUOUS + (ScoreRequest("weighted_rmse"), ScoreRequest("acc")),
     ),
 )

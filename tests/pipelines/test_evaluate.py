@@ -140,6 +140,9 @@ def test_climate_plan_scores_weighted_rmse_and_acc_and_climatology_wins_late() -
     late = scores[(scores.score == "mse") & (scores.lead_time_minutes == 360.0)]
     by_method = dict(zip(late["method"], late["value"], strict=True))
     assert by_method["climatology"] < by_method["persistence"]
+    # white-noise anomalies: the fitted damping is near 0, anomaly persistence ~ climatology
+    assert by_method["anomaly_persistence"] < by_method["persistence"]
+    assert by_method["anomaly_persistence"] < 1.1 * by_method["climatology"]
 
 
 def _tiny_setup(tmp_path, units: str = "mm/h") -> tuple[str, str]:
