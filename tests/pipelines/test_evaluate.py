@@ -103,6 +103,7 @@ def test_every_method_goes_through_one_code_path_and_the_report_is_written(tmp_p
     names = sorted(p.rsplit("/", 1)[-1] for p in files)
     assert names == [
         "examples.png",
+        "index.html",
         "score_csi.png",
         "score_mse.png",
         "score_psnr.png",

@@ -1,0 +1,329 @@
+"""Leave-one-event-out cross-validation over the events of one or several sources of one kind.
+
+Events
+    An *event* is a run of consecutive valid frames in one store (:func:`find_events`): the
+    shipped radar samples hold 7 (MeteoSwiss 3, FMI 2, KNMI 1, RMI 1), each a few hours of one
+    rain situation. Runs shorter than one window cannot be scored and are left out; runs closer
+    than ``join_steps`` time steps in one store may be joined into one event (default 0: a
+    missing frame separates events, the strict reading).
+
+Folds
+    :func:`leave_one_event_out` makes one fold per event: the event is the *test* split; the
+    frames of every other event are the training data, cut on one time line (all stores'
+    events ordered by time) into *train* and *validation* by ``val_fraction`` — validation is
+    the chronologically last share of the training events, more than ``gap`` steps after the
+    last train frame, so model selection never sees the held-out event. Frames of the training
+    events within ``gap`` steps of the held-out event (same store) are not used.
+    :func:`fold_labels` gives every frame of every store its split (``TRAIN``, ``VAL``,
+    ``TEST``, ``UNUSED``), the form :mod:`pipelines.windows` cuts windows from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.windows import TEST, UNUSED, assign_splits, contiguous_runs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreFrames:
+    """The time axis of one store as the splitting logic sees it.
+
+    Parameters
+    ----------
+    source : str
+        Catalog source the store belongs to.
+    times : np.ndarray of datetime64[ns], shape (T,)
+    valid : np.ndarray of bool, shape (T,)
+        Frame usable (present, not all-NaN).
+    step : pd.Timedelta
+        Regular time step of the store.
+    """
+
+    source: str
+    times: np.ndarray
+    valid: np.ndarray
+    step: pd.Timedelta
+
+    def __post_init__(self) -> None:
+        if np.shape(self.times) != np.shape(self.valid) or np.ndim(self.times) != 1:
+            raise ValueError(
+                f"{self.source}: times {np.shape(self.times)} and valid {np.shape(self.valid)} "
+                "must be 1-D of one length"
+            )
+        if pd.Timedelta(self.step) <= pd.Timedelta(0):
+            raise ValueError(f"{self.source}: step must be positive, got {self.step!r}")
+
+    @property
+    def breaks(self) -> np.ndarray:
+        """True where frame ``i`` does not follow frame ``i - 1`` by one ``step``."""
+        out = np.ones(len(self.times), dtype=bool)
+        out[1:] = np.diff(self.times) != pd.Timedelta(self.step).to_timedelta64()
+        return out
+
+
+@dataclass(frozen=True)
+class Event:
+    """A run of consecutive valid frames of one store.
+
+    Attributes
+    ----------
+    id : int
+        Position in the list of events (ordered by store, then time).
+    store : int
+        Index of the store in the fold's store list.
+    source : str
+    start, stop : int
+        Half-open frame range in the store.
+    first, last : str
+        Times of the first and last frame (ISO 8601, UTC).
+    """
+
+    id: int
+    store: int
+    source: str
+    start: int
+    stop: int
+    first: str
+    last: str
+
+    @property
+    def frames(self) -> int:
+        """Number of frames (valid ones: the run has no gap unless events were joined)."""
+        return self.stop - self.start
+
+    @property
+    def name(self) -> str:
+        """``source@YYYY-mm-ddTHH:MM`` (unique: a store has one event starting at a time)."""
+        return f"{self.source}@{self.first[:16]}"
+
+
+def _iso(t: np.datetime64) -> str:
+    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def find_events(stores: Sequence[StoreFrames], min_frames: int, join_steps: int = 0) -> list[Event]:
+    """The events of the stores: runs of consecutive valid frames, at least ``min_frames`` long.
+
+    Parameters
+    ----------
+    stores : sequence of StoreFrames
+        One per store, in the order the stores are trained on.
+    min_frames : int
+        Least frames an event needs (one window, ``T_in + T_out``); shorter runs are skipped.
+    join_steps : int
+        Runs of one store separated by at most this many missing time steps form one event.
+
+    Returns
+    -------
+    list of Event
+        Ordered by store, then time; ``id`` is the position.
+    """
+    if isinstance(min_frames, bool) or not isinstance(min_frames, int) or min_frames < 1:
+        raise ValueError(f"min_frames must be a positive integer, got {min_frames!r}")
+    if isinstance(join_steps, bool) or not isinstance(join_steps, int) or join_steps < 0:
+        raise ValueError(f"join_steps must be a non-negative integer, got {join_steps!r}")
+    events: list[Event] = []
+    for s, store in enumerate(stores):
+        step = pd.Timedelta(store.step).to_timedelta64()
+        runs: list[list[int]] = []
+        for a, b in contiguous_runs(store.valid, store.breaks):
+            if runs and (store.times[a] - store.times[runs[-1][1] - 1]) // step - 1 <= join_steps:
+                runs[-1][1] = b
+            else:
+                runs.append([a, b])
+        for a, b in runs:
+            if int(store.valid[a:b].sum()) < min_frames:
+                logger.info(
+                    "%s: run %s (%d frames) shorter than a window, not an event",
+                    store.source,
+                    _iso(store.times[a]),
+                    b - a,
+                )
+                continue
+            events.append(
+                Event(
+                    len(events),
+                    s,
+                    store.source,
+                    a,
+                    b,
+                    _iso(store.times[a]),
+                    _iso(store.times[b - 1]),
+                )
+            )
+    return events
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One leave-one-event-out fold.
+
+    Attributes
+    ----------
+    index : int
+    test : Event
+        The held-out event.
+    train : tuple of Event
+        The events the model is trained and validated on.
+    """
+
+    index: int
+    test: Event
+    train: tuple[Event, ...]
+
+
+def leave_one_event_out(events: Sequence[Event]) -> list[Fold]:
+    """One fold per event (``ValueError`` for fewer than 2 events)."""
+    if len(events) < 2:
+        raise ValueError(f"leave-one-event-out needs at least 2 events, got {len(events)}")
+    return [
+        Fold(k, event, tuple(e for e in events if e.id != event.id))
+        for k, event in enumerate(events)
+    ]
+
+
+@dataclass(frozen=True)
+class FoldSplit:
+    """How a fold's training events are cut into train and validation.
+
+    Parameters
+    ----------
+    val_fraction : float
+        Share of the training events' frames (the chronologically last) used for validation.
+    gap : int
+        Time steps strictly between the last train frame and the first validation frame, and
+        between the held-out event and any training frame of the same store (one window
+        length: no window shares a frame across splits).
+    """
+
+    val_fraction: float = 0.15
+    gap: int = 12
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.val_fraction, int | float) and 0 < self.val_fraction < 1):
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if isinstance(self.gap, bool) or not isinstance(self.gap, int) or self.gap < 0:
+            raise ValueError(f"gap must be a non-negative integer, got {self.gap!r}")
+
+
+def fold_labels(
+    stores: Sequence[StoreFrames], fold: Fold, split: FoldSplit, min_frames: int
+) -> list[np.ndarray]:
+    """Split label of every frame of every store for ``fold``.
+
+    Parameters
+    ----------
+    stores : sequence of StoreFrames
+        The stores the events were found in (same order).
+    fold : Fold
+    split : FoldSplit
+    min_frames : int
+        One window (train and validation each need at least this many frames).
+
+    Returns
+    -------
+    list of np.ndarray of int8
+        One per store, shape (T,): ``TRAIN``, ``VAL``, ``TEST`` or ``UNUSED``.
+
+    Raises
+    ------
+    ValueError
+        When the training events cannot hold a train and a validation window.
+    """
+    steps_of = {pd.Timedelta(s.step) for s in stores}
+    if len(steps_of) != 1:
+        raise ValueError(f"events of one time line need one time step, got {sorted(steps_of)}")
+    step = next(iter(steps_of)).to_timedelta64()
+    labels = [np.full(len(s.times), UNUSED, dtype=np.int8) for s in stores]
+    test = fold.test
+    labels[test.store][test.start : test.stop] = np.where(
+        stores[test.store].valid[test.start : test.stop], TEST, UNUSED
+    )
+    # Training frames: valid frames of the training events, not within `gap` steps of the test.
+    t_first = stores[test.store].times[test.start]
+    t_last = stores[test.store].times[test.stop - 1]
+    candidates: list[tuple[int, np.ndarray]] = []
+    for event in fold.train:
+        store = stores[event.store]
+        idx = np.arange(event.start, event.stop)[store.valid[event.start : event.stop]]
+        if event.store == test.store:
+            times = store.times[idx]
+            near = (times > t_first - (split.gap + 1) * step) & (
+                times < t_last + (split.gap + 1) * step
+            )
+            idx = idx[~near]
+        candidates.append((event.store, idx))
+    origin = min(stores[s].times[idx[0]] for s, idx in candidates if len(idx))
+    store_ids = np.concatenate([np.full(len(idx), s) for s, idx in candidates])
+    frame_ids = np.concatenate([idx for _, idx in candidates])
+    positions = np.concatenate(
+        [((stores[s].times[idx] - origin) // step).astype(np.int64) for s, idx in candidates]
+    )
+    order = np.lexsort((store_ids, positions))  # time order; ties by store
+    store_ids, frame_ids, positions = store_ids[order], frame_ids[order], positions[order]
+    breaks = np.ones(len(positions), dtype=bool)
+    breaks[1:] = (np.diff(positions) != 1) | (np.diff(store_ids) != 0)
+    fractions = (1.0 - split.val_fraction, split.val_fraction, 0.0)
+    try:
+        merged = assign_splits(
+            np.ones(len(positions), dtype=bool),
+            fractions,
+            split.gap,
+            min_frames,
+            "time",
+            breaks,
+            positions,
+        )
+    except ValueError as err:
+        raise ValueError(f"fold {fold.index} (test {test.name}): {err}") from err
+    for s in range(len(stores)):
+        mine = store_ids == s
+        labels[s][frame_ids[mine]] = merged[mine]
+    return labels
+
+
+def window_count(labels: np.ndarray, split: int, length: int, breaks: np.ndarray) -> int:
+    """Windows of ``length`` frames lying wholly inside ``split`` (for logging and checks)."""
+    runs = contiguous_runs(np.asarray(labels) == split, breaks)
+    return int(sum(max(0, b - a - length + 1) for a, b in runs))
+
+
+def describe_folds(folds: Sequence[Fold]) -> pd.DataFrame:
+    """One row per fold: index, held-out event, its frames, training events."""
+    return pd.DataFrame(
+        {
+            "fold": [f.index for f in folds],
+            "test_event": [f.test.name for f in folds],
+            "test_frames": [f.test.frames for f in folds],
+            "train_events": [len(f.train) for f in folds],
+        }
+    )
+
+
+def default_gap(in_frames: int, out_frames: int) -> int:
+    """One window length: the gap that keeps every window inside one split."""
+    if min(in_frames, out_frames) < 1:
+        raise ValueError(f"frame counts must be positive, got {in_frames=} {out_frames=}")
+    return int(in_frames + out_frames)
+
+
+__all__ = [
+    "Event",
+    "Fold",
+    "FoldSplit",
+    "StoreFrames",
+    "default_gap",
+    "describe_folds",
+    "find_events",
+    "fold_labels",
+    "leave_one_event_out",
+    "window_count",
+]
