@@ -128,3 +128,42 @@ def test_contiguous_blocks_cut_runs_into_blocks() -> None:
     np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1, 2, 3, 3, 3])
     with pytest.raises(ValueError, match="block"):
         contiguous_blocks(t, pd.Timedelta("5min"), 0)
+
+
+def test_interval_rows_and_comparison_table() -> None:
+    from pipelines.verification.intervals import Comparison, comparison_table, interval_rows
+
+    fc_b, obs = _constant_error([2.0, 3.0, 5.0, 9.0])
+    fc_a, _ = _constant_error([1.0, 2.0, 4.0, 8.0])
+    obs = obs.assign_coords(channel=["rain"])
+    forecasts = {
+        "a": fc_a.assign_coords(channel=["rain"]),
+        "b": fc_b.assign_coords(channel=["rain"]),
+    }
+    rows = []
+    for method, fc in forecasts.items():
+        for score in ("mse", "ssim"):
+            for k, lead in enumerate((5.0, 10.0)):
+                value = float(get_score("mse")(fc, obs, ("init_time", "y", "x")).values[k, 0])
+                rows.append((method, score, "rain", np.nan, np.nan, lead, value))
+    scores = pd.DataFrame(
+        rows,
+        columns=["method", "score", "variable", "threshold", "scale", "lead_time_minutes", "value"],
+    )
+    out = interval_rows(scores, obs, forecasts, np.arange(4), BootstrapConfig(300))
+    assert list(out.columns[-2:]) == ["lower", "upper"] and len(out) == len(scores)
+    mse = out[out["score"] == "mse"]
+    assert mse["lower"].notna().all() and (mse["lower"] <= mse["value"]).all()
+    assert out[out["score"] == "ssim"]["lower"].isna().all()  # no decomposition: no bounds
+    table = comparison_table(
+        obs,
+        forecasts,
+        [Comparison("a", "b"), Comparison("x", "b")],
+        np.arange(4),
+        BootstrapConfig(300),
+    )
+    assert len(table) == 2 and table["excludes_zero"].all()
+    np.testing.assert_allclose(table["difference"], -1.0)
+    assert (table["n_windows"] == 4).all() and (table["n_groups"] == 4).all()
+    with pytest.raises(ValueError, match="valid names"):
+        Comparison("a", "b", score="ssim")
