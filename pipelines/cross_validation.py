@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.windows import TEST, UNUSED, assign_splits, contiguous_runs
+from pipelines.windows import SplitConfig, contiguous_runs, holdout_labels
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +179,10 @@ class Fold:
     test: Event
     train: tuple[Event, ...]
 
+    def holdout(self) -> tuple[tuple[int, str, str], ...]:
+        """The held-out period as :attr:`pipelines.windows.SplitConfig.holdout` entries."""
+        return ((self.test.store, self.test.first, self.test.last),)
+
 
 def leave_one_event_out(events: Sequence[Event]) -> list[Fold]:
     """One fold per event (``ValueError`` for fewer than 2 events)."""
@@ -219,6 +223,9 @@ def fold_labels(
 ) -> list[np.ndarray]:
     """Split label of every frame of every store for ``fold``.
 
+    This is what :func:`pipelines.windows.build_splits` computes for
+    :func:`fold_split_config` (:func:`pipelines.windows.holdout_labels`).
+
     Parameters
     ----------
     stores : sequence of StoreFrames
@@ -241,53 +248,32 @@ def fold_labels(
     steps_of = {pd.Timedelta(s.step) for s in stores}
     if len(steps_of) != 1:
         raise ValueError(f"events of one time line need one time step, got {sorted(steps_of)}")
-    step = next(iter(steps_of)).to_timedelta64()
-    labels = [np.full(len(s.times), UNUSED, dtype=np.int8) for s in stores]
-    test = fold.test
-    labels[test.store][test.start : test.stop] = np.where(
-        stores[test.store].valid[test.start : test.stop], TEST, UNUSED
-    )
-    # Training frames: valid frames of the training events, not within `gap` steps of the test.
-    t_first = stores[test.store].times[test.start]
-    t_last = stores[test.store].times[test.stop - 1]
-    candidates: list[tuple[int, np.ndarray]] = []
-    for event in fold.train:
-        store = stores[event.store]
-        idx = np.arange(event.start, event.stop)[store.valid[event.start : event.stop]]
-        if event.store == test.store:
-            times = store.times[idx]
-            near = (times > t_first - (split.gap + 1) * step) & (
-                times < t_last + (split.gap + 1) * step
-            )
-            idx = idx[~near]
-        candidates.append((event.store, idx))
-    origin = min(stores[s].times[idx[0]] for s, idx in candidates if len(idx))
-    store_ids = np.concatenate([np.full(len(idx), s) for s, idx in candidates])
-    frame_ids = np.concatenate([idx for _, idx in candidates])
-    positions = np.concatenate(
-        [((stores[s].times[idx] - origin) // step).astype(np.int64) for s, idx in candidates]
-    )
-    order = np.lexsort((store_ids, positions))  # time order; ties by store
-    store_ids, frame_ids, positions = store_ids[order], frame_ids[order], positions[order]
-    breaks = np.ones(len(positions), dtype=bool)
-    breaks[1:] = (np.diff(positions) != 1) | (np.diff(store_ids) != 0)
-    fractions = (1.0 - split.val_fraction, split.val_fraction, 0.0)
+    # Only the frames of events: runs too short to be events stay unused.
+    in_events = [np.zeros(len(s.times), dtype=bool) for s in stores]
+    for event in (fold.test, *fold.train):
+        in_events[event.store][event.start : event.stop] = True
     try:
-        merged = assign_splits(
-            np.ones(len(positions), dtype=bool),
-            fractions,
+        return holdout_labels(
+            [s.times for s in stores],
+            [s.valid & mask for s, mask in zip(stores, in_events, strict=True)],
+            next(iter(steps_of)),
+            fold.holdout(),
+            (1.0 - split.val_fraction, split.val_fraction),
             split.gap,
             min_frames,
-            "time",
-            breaks,
-            positions,
         )
     except ValueError as err:
-        raise ValueError(f"fold {fold.index} (test {test.name}): {err}") from err
-    for s in range(len(stores)):
-        mine = store_ids == s
-        labels[s][frame_ids[mine]] = merged[mine]
-    return labels
+        raise ValueError(f"fold {fold.index} (test {fold.test.name}): {err}") from err
+
+
+def fold_split_config(fold: Fold, split: FoldSplit) -> SplitConfig:
+    """The :class:`pipelines.windows.SplitConfig` that trains ``fold`` (test = its event)."""
+    return SplitConfig(
+        (1.0 - split.val_fraction, split.val_fraction, 0.0),
+        gap=split.gap,
+        scope="all",
+        holdout=fold.holdout(),
+    )
 
 
 def window_count(labels: np.ndarray, split: int, length: int, breaks: np.ndarray) -> int:
@@ -324,6 +310,7 @@ __all__ = [
     "describe_folds",
     "find_events",
     "fold_labels",
+    "fold_split_config",
     "leave_one_event_out",
     "window_count",
 ]

@@ -12,6 +12,7 @@ from pipelines.cross_validation import (
     describe_folds,
     find_events,
     fold_labels,
+    fold_split_config,
     leave_one_event_out,
     window_count,
 )
@@ -125,3 +126,35 @@ def test_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match="fold 0 .*only 14 valid frames"):
         fold_labels(short, fold, FoldSplit(), WINDOW)
     assert find_events([_store("x", [("2024-01-01", 5)])], WINDOW) == []
+
+
+def test_source_windows_of_a_fold_test_only_the_held_out_event(tmp_path) -> None:
+    from pipelines import windows as W
+    from tests.pipelines.test_windows import synthetic_catalog, write_store
+
+    # Three events of 20 frames separated by 10 missing frames; 3 -> 2 windows, gap 5.
+    missing = tuple(range(20, 30)) + tuple(range(50, 60))
+    path = write_store(tmp_path / "stores" / "synthetic.zarr", 80, missing=missing)
+    ds = W.open_store(path)
+    frames = StoreFrames("synthetic", ds["time"].values, ds["frame_present"].values, STEP)
+    events = find_events([frames], 5)
+    assert [(e.start, e.stop) for e in events] == [(0, 20), (30, 50), (60, 80)]
+    fold = leave_one_event_out(events)[1]
+    split = fold_split_config(fold, FoldSplit(0.25, gap=5))
+    got = W.source_windows(
+        "synthetic", tmp_path, 3, 2, synthetic_catalog(), crop="full", coarsen=1, split=split
+    )
+    test_starts = [ref.start for ref in got.splits.windows["test"]]
+    assert test_starts == list(range(30, 46))  # every window of the held-out event, only those
+    for name in ("train", "val"):
+        assert all(not 25 <= r.start < 55 for r in got.splits.windows[name])
+    (labels,) = got.splits.labels
+    expected = fold_labels([frames], fold, FoldSplit(0.25, gap=5), 5)[0]
+    np.testing.assert_array_equal(labels, expected)
+    assert got.metadata["split"]["holdout"] == [list(h) for h in fold.holdout()]
+    again = W.windows_from_metadata(got.metadata, catalog=synthetic_catalog())
+    assert again.splits.windows == got.splits.windows
+    with pytest.raises(ValueError, match="fractions\\[2\\] must be 0"):
+        W.SplitConfig((0.7, 0.15, 0.15), holdout=fold.holdout())
+    with pytest.raises(ValueError, match="holdout entries"):
+        W.SplitConfig((0.8, 0.2, 0.0), holdout=((0, "2024-01-02", "2024-01-01"),))
