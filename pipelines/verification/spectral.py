@@ -134,3 +134,35 @@ def rapsd_ratio(
     """
     psd_f, psd_o = mean_spectra(forecast, observation, dims, spatial_dims)
     return psd_f / psd_o.where(psd_o > 0)
+
+
+def spectra_by_method(
+    observation: xr.DataArray,
+    forecasts: dict[str, xr.DataArray],
+    dims: Dims,
+    spatial_dims: tuple[Hashable, Hashable] = (Y, X),
+) -> dict[str, xr.DataArray]:
+    """Mean RAPSD of each method's forecasts and of the observations (key ``"observed"``).
+
+    Parameters
+    ----------
+    observation : xr.DataArray
+        Verifying fields, e.g. ``(init_time, lead_time, channel, y, x)``.
+    forecasts : dict of str to xr.DataArray
+        Method name → forecasts on the same windows.
+    dims : sequence of str
+        Dims averaged over (the spatial dims and e.g. ``init_time``).
+
+    Returns
+    -------
+    dict of str to xr.DataArray
+        ``"observed"`` first, then each method; remaining dims and :data:`WAVELENGTH`. Each
+        method's spectrum uses the joint NaN mask of its pair; the observed one the mask of the
+        first method (the masks are the observation's NaN for finite forecasts).
+    """
+    out: dict[str, xr.DataArray] = {}
+    for name, fc in forecasts.items():
+        psd_f, psd_o = mean_spectra(fc, observation, dims, spatial_dims)
+        out.setdefault("observed", psd_o)
+        out[name] = psd_f
+    return out

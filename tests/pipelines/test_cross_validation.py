@@ -140,7 +140,7 @@ def test_source_windows_of_a_fold_test_only_the_held_out_event(tmp_path) -> None
     events = find_events([frames], 5)
     assert [(e.start, e.stop) for e in events] == [(0, 20), (30, 50), (60, 80)]
     fold = leave_one_event_out(events)[1]
-    split = fold_split_config(fold, FoldSplit(0.25, gap=5))
+    split = fold_split_config(fold, FoldSplit(0.25, gap=5), 5)
     got = W.source_windows(
         "synthetic", tmp_path, 3, 2, synthetic_catalog(), crop="full", coarsen=1, split=split
     )

@@ -1,4 +1,4 @@
-"""Leave-one-event-out cross-validation over the events of one or several sources of one kind.
+"""Leave-one-event-out folds over the events of one or several sources of one kind.
 
 Events
     An *event* is a run of consecutive valid frames in one store (:func:`find_events`): the
@@ -202,20 +202,25 @@ class FoldSplit:
     ----------
     val_fraction : float
         Share of the training events' frames (the chronologically last) used for validation.
-    gap : int
+    gap : int or None
         Time steps strictly between the last train frame and the first validation frame, and
-        between the held-out event and any training frame of the same store (one window
-        length: no window shares a frame across splits).
+        between the held-out event and any training frame of the same store; None = one
+        window length (no window shares a frame across splits).
     """
 
     val_fraction: float = 0.15
-    gap: int = 12
+    gap: int | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.val_fraction, int | float) and 0 < self.val_fraction < 1):
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        if isinstance(self.gap, bool) or not isinstance(self.gap, int) or self.gap < 0:
-            raise ValueError(f"gap must be a non-negative integer, got {self.gap!r}")
+        gap = self.gap
+        if gap is not None and (isinstance(gap, bool) or not isinstance(gap, int) or gap < 0):
+            raise ValueError(f"gap must be a non-negative integer or None, got {gap!r}")
+
+    def gap_for(self, window_length: int) -> int:
+        """The gap in time steps (default: one window length)."""
+        return int(window_length) if self.gap is None else int(self.gap)
 
 
 def fold_labels(
@@ -259,18 +264,18 @@ def fold_labels(
             next(iter(steps_of)),
             fold.holdout(),
             (1.0 - split.val_fraction, split.val_fraction),
-            split.gap,
+            split.gap_for(min_frames),
             min_frames,
         )
     except ValueError as err:
         raise ValueError(f"fold {fold.index} (test {fold.test.name}): {err}") from err
 
 
-def fold_split_config(fold: Fold, split: FoldSplit) -> SplitConfig:
+def fold_split_config(fold: Fold, split: FoldSplit, window_length: int) -> SplitConfig:
     """The :class:`pipelines.windows.SplitConfig` that trains ``fold`` (test = its event)."""
     return SplitConfig(
         (1.0 - split.val_fraction, split.val_fraction, 0.0),
-        gap=split.gap,
+        gap=split.gap_for(window_length),
         scope="all",
         holdout=fold.holdout(),
     )
@@ -294,19 +299,11 @@ def describe_folds(folds: Sequence[Fold]) -> pd.DataFrame:
     )
 
 
-def default_gap(in_frames: int, out_frames: int) -> int:
-    """One window length: the gap that keeps every window inside one split."""
-    if min(in_frames, out_frames) < 1:
-        raise ValueError(f"frame counts must be positive, got {in_frames=} {out_frames=}")
-    return int(in_frames + out_frames)
-
-
 __all__ = [
     "Event",
     "Fold",
     "FoldSplit",
     "StoreFrames",
-    "default_gap",
     "describe_folds",
     "find_events",
     "fold_labels",
