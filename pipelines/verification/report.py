@@ -225,6 +225,7 @@ def plot_spectra(
         Grid spacing: wavelengths shown in km instead of pixels.
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend state
+    from matplotlib.ticker import NullFormatter
 
     from pipelines.verification.spectral import WAVELENGTH
 
@@ -242,6 +243,10 @@ def plot_spectra(
         minutes = first[LEAD_TIME].values[k] / np.timedelta64(1, "m")
         ax.set_title(f"+{minutes:g} min", fontsize=9)
         ax.invert_xaxis()  # large scales left, small scales right
+        lam = np.asarray(first[WAVELENGTH].values) * scale
+        ticks = [t for t in 2.0 ** np.arange(-3, 12) if lam.min() <= t <= lam.max()]  # octaves
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"wavelength ({'km' if pixel_km else 'px'})")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("power")
