@@ -56,3 +56,13 @@ def test_every_event_is_held_out_once_and_the_folds_are_pooled(tmp_path) -> None
     names = {os.path.basename(f) for f in result.files}
     assert {"index.html", "scores.csv", "comparisons.csv", "rapsd.png"} <= names
     assert os.path.exists(os.path.join(result.directory, "folds.csv"))
+
+
+def test_cli_cv_refuses_a_checkpoint_and_a_missing_store(tmp_path, capsys) -> None:
+    from pipelines.cli import main
+
+    args = ["evaluate", "--source", "mch-radar", "--data-dir", str(tmp_path), "--cv", "event"]
+    assert main([*args, "--checkpoint", "x.pt"]) == 2
+    assert "takes no --checkpoint" in capsys.readouterr().err
+    assert main(args) == 2
+    assert "ingest it first: nowcast ingest mch-radar" in capsys.readouterr().err
