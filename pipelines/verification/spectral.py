@@ -20,13 +20,14 @@ no observed power gives NaN.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from pysteps.utils.spectral import rapsd as pysteps_rapsd
 
-from data_catalog.vocabulary import X, Y
+from data_catalog.vocabulary import CHANNEL, INIT_TIME, LEAD_TIME, X, Y
 from pipelines.verification._common import Dims, as_dims, masked_pair
 from pipelines.verification._registry import SCORES
 
@@ -166,3 +167,53 @@ def spectra_by_method(
         out.setdefault("observed", psd_o)
         out[name] = psd_f
     return out
+
+
+def spectral_rows(
+    observation: xr.DataArray,
+    forecasts: dict[str, xr.DataArray],
+    dims: Sequence[Hashable] = (INIT_TIME, Y, X),
+) -> tuple[pd.DataFrame, dict[str, xr.DataArray]]:
+    """``rapsd_ratio`` rows for ``scores.csv`` and the spectra of the first channel to plot.
+
+    Parameters
+    ----------
+    observation : xr.DataArray
+        ``(init_time, lead_time, channel, y, x)`` verifying frames.
+    forecasts : dict of str to xr.DataArray
+        Method name → forecasts on the same windows.
+    dims : sequence of str
+        Dims pooled over (windows and space).
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        ``method, score="rapsd_ratio", variable, threshold (NaN), scale`` (the wavelength in
+        pixels), ``lead_time_minutes, value``.
+    spectra : dict of str to xr.DataArray
+        ``"observed"`` and each method: ``(lead_time, wavelength)`` mean power of channel 0.
+    """
+    spectra = spectra_by_method(observation, forecasts, tuple(dims))
+    observed = spectra["observed"]
+    minutes = observation[LEAD_TIME].values / np.timedelta64(1, "m")
+    rows = []
+    for name, psd in spectra.items():
+        if name == "observed":
+            continue
+        ratio = (psd / observed.where(observed > 0)).transpose(LEAD_TIME, CHANNEL, WAVELENGTH)
+        for c, variable in enumerate(observation[CHANNEL].values):
+            for k, m in enumerate(minutes):
+                for w, lam in enumerate(ratio[WAVELENGTH].values):
+                    rows.append(
+                        {
+                            "method": name,
+                            "score": "rapsd_ratio",
+                            "variable": str(variable),
+                            "threshold": np.nan,
+                            "scale": float(lam),
+                            "lead_time_minutes": float(m),
+                            "value": float(ratio.values[k, c, w]),
+                        }
+                    )
+    first = {k: v.isel({CHANNEL: 0}).transpose(LEAD_TIME, WAVELENGTH) for k, v in spectra.items()}
+    return pd.DataFrame(rows), first

@@ -57,3 +57,18 @@ def test_nan_pixels_are_masked_in_both_fields() -> None:
     assert np.isfinite(psd_o.values).all()
     with pytest.raises(ValueError, match="spatial dims"):
         mean_spectra(fc, obs, ("init_time",))
+
+
+def test_spectral_rows_give_a_ratio_per_wavelength_and_the_spectra_to_plot() -> None:
+    from pipelines.verification.spectral import spectral_rows
+
+    obs = _fields((3, 2, 16, 16)).expand_dims(channel=["rain"], axis=2)
+    obs = obs.assign_coords(lead_time=np.array([5, 10], dtype="timedelta64[m]").astype("m8[ns]"))
+    rows, spectra = spectral_rows(obs, {"same": obs, "half": obs * 0.5})
+    assert set(rows["score"]) == {"rapsd_ratio"} and len(rows) == 2 * 2 * 7  # 7 rings
+    same = rows[rows["method"] == "same"]["value"]
+    np.testing.assert_allclose(same, 1.0)
+    np.testing.assert_allclose(rows[rows["method"] == "half"]["value"], 0.25)  # power scales as a²
+    assert sorted(rows["scale"].unique()) == sorted(16 / np.arange(1, 8))
+    assert list(spectra) == ["observed", "same", "half"]
+    assert spectra["half"].dims == ("lead_time", WAVELENGTH)
