@@ -138,6 +138,7 @@ def main() -> None:
     import torch
 
     from pipelines.forecast.run import run_forecast
+    from pipelines.render.run import render_forecast
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,6 +153,7 @@ def main() -> None:
         for i, init in enumerate(times):
             start, cpu_start = time.perf_counter(), time.process_time()
             result = run_forecast(SOURCE, init_time=init, data_dir=data_dir, lead_times=FRAMES)
+            result = render_forecast(result, data_dir)
             total, cpu_total = time.perf_counter() - start, time.process_time() - cpu_start
             runs.append(
                 {

@@ -15,12 +15,14 @@ from data_catalog.catalog import (
     parse_time,
     samples_dir,
 )
+from data_catalog.reader_options import ReaderOptions
 from data_catalog.spec import GridSpec, NormalisationHint, SourceSpec, VariableSpec
 
 __all__ = [
     "Catalog",
     "GridSpec",
     "NormalisationHint",
+    "ReaderOptions",
     "SourceFile",
     "SourceSpec",
     "VariableSpec",

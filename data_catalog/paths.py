@@ -65,6 +65,22 @@ class DataDir:
         """Path of the forecast store of ``source``."""
         return self._join("forecasts", f"{source}.zarr")
 
+    @classmethod
+    def of_store(cls, store: str | os.PathLike[str]) -> DataDir:
+        """The data directory holding the observation store ``store`` (``DIR/stores/<s>.zarr``).
+
+        Raises
+        ------
+        ValueError
+            When ``store`` is not laid out as ``<DIR>/stores/<source>.zarr``.
+        """
+        text = os.fspath(store).rstrip("/")
+        head, _, name = text.rpartition("/")
+        root, _, folder = head.rpartition("/")
+        if folder != "stores" or not name.endswith(".zarr") or not root:
+            raise ValueError(f"{text!r} is not an observation store path DIR/stores/<source>.zarr")
+        return cls.resolve(root)
+
     def models(self, source: str) -> str:
         """Directory of the checkpoints trained on ``source``."""
         return self._join("models", source)

@@ -19,6 +19,7 @@ import pandas as pd
 import pyproj
 
 from data_catalog import vocabulary as voc
+from data_catalog.reader_options import ReaderOptions
 
 TRANSFORMS: tuple[str, ...] = ("identity", "log1p", "dbr")
 """Normalisation transforms (the names of ``simvp_model.normalisation``)."""
@@ -269,8 +270,8 @@ class SourceSpec:
         Grid, CRS and extent every frame must match.
     chunks : dict
         Target Zarr chunks ``{"time": n, "y": n, "x": n}``.
-    reader_options : dict
-        Reader-specific options (documented by each reader).
+    reader_options : ReaderOptions
+        Reader options (:class:`ReaderOptions`; a mapping in the catalog).
     description, attribution : str
         Free text; attribution names the provider and licence.
     """
@@ -283,7 +284,7 @@ class SourceSpec:
     variables: tuple[VariableSpec, ...]
     grid: GridSpec
     chunks: Mapping[str, int] = field(default_factory=dict)
-    reader_options: Mapping[str, Any] = field(default_factory=dict)
+    reader_options: ReaderOptions = field(default_factory=ReaderOptions)
     description: str = ""
     attribution: str = ""
 
@@ -328,9 +329,10 @@ class SourceSpec:
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise _fail(f"chunks.{dim}", n, "a positive integer")
         object.__setattr__(self, "chunks", chunks)
-        if not isinstance(self.reader_options, Mapping):
-            raise _fail("reader_options", self.reader_options, "a mapping")
-        object.__setattr__(self, "reader_options", dict(self.reader_options))
+        if not isinstance(self.reader_options, ReaderOptions):
+            object.__setattr__(
+                self, "reader_options", ReaderOptions.from_dict(self.reader_options, self.reader)
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> SourceSpec:
@@ -382,6 +384,7 @@ class SourceSpec:
         out["variables"] = [asdict(v) for v in self.variables]
         for var in out["variables"]:
             var["valid_range"] = list(var["valid_range"])
+        out["reader_options"] = self.reader_options.to_dict()
         out["grid"]["shape"] = list(self.grid.shape)
         out["grid"]["extent"] = list(self.grid.extent)
         return out

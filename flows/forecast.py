@@ -24,58 +24,18 @@ store's per-``init_time`` writes are idempotent).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
-import pandas as pd
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from data_catalog.paths import DataDir, is_url
 from flows import tasks
 from flows._common import as_utc, check_source, resolve_data_dir
+from pipelines.forecast import inputs
 
 #: Inputs older than this (relative to ``as_of``) are reported stale. The ingest runs at minute
 #: 0 and the forecast at minute 5, so fresh inputs are 5-15 min old (radar latency included).
 MAX_INPUT_AGE_MINUTES = 30.0
-
-
-def newest_observation(store_path: str, as_of: datetime) -> datetime | None:
-    """Newest time with an observation (``frame_present``) at or before ``as_of`` (UTC).
-
-    Parameters
-    ----------
-    store_path : str
-        Observation store (``stores/<source>.zarr``).
-    as_of : datetime
-        Upper bound (aware or naive UTC).
-
-    Returns
-    -------
-    datetime or None
-        Naive UTC time, or None when the store holds no observation up to ``as_of``.
-    """
-    import xarray as xr
-
-    if not is_url(store_path) and not Path(store_path).exists():
-        raise FileNotFoundError(f"no observation store {store_path}: run the ingest flow first")
-    with xr.open_zarr(store_path, chunks=None) as store:
-        times = pd.DatetimeIndex(store["time"].values)
-        present = (
-            np.asarray(store["frame_present"].values, dtype=bool)
-            if "frame_present" in store
-            else np.ones(len(times), dtype=bool)
-        )
-    limit = pd.Timestamp(as_utc(as_of)).tz_convert("UTC").tz_localize(None)
-    candidates = times[present & (times <= limit)]
-    return None if len(candidates) == 0 else candidates[-1].to_pydatetime()
-
-
-@tasks.io_task("newest-observation")
-def newest_observation_task(store_path: str, as_of: datetime) -> datetime | None:
-    """Task wrapper of :func:`newest_observation`."""
-    return newest_observation(store_path, as_of)
 
 
 def wanted_time(as_of: datetime | None) -> datetime:
@@ -89,9 +49,9 @@ def wanted_time(as_of: datetime | None) -> datetime:
 
 
 def input_age(result: Any, as_of: datetime) -> timedelta:
-    """How much older the forecast's init time (naive UTC) is than ``as_of``."""
-    init = pd.Timestamp(result.init_time).tz_localize("UTC").to_pydatetime()
-    return as_of - init
+    """How much older the forecast's init time is than ``as_of``
+    (:func:`pipelines.forecast.inputs.input_age`)."""
+    return inputs.input_age(result.init_time, as_of).to_pytimedelta()
 
 
 def used_fallback(result: Any) -> str:
@@ -177,8 +137,6 @@ def forecast(
     ForecastResult
         See :func:`pipelines.forecast.run.run_forecast`.
     """
-    from pipelines.forecast.run import StaleInputError
-
     check_source(source)
     root = resolve_data_dir(data_dir)
     wanted = wanted_time(as_of)
@@ -186,18 +144,11 @@ def forecast(
     logger = get_run_logger()
     report_key = tasks.artifact_key("forecast-inputs", source)
     try:
-        if init_time is None:
-            newest = newest_observation_task(DataDir(root).store(source), wanted)
-            if newest is None:
-                raise StaleInputError(
-                    f"the observation store of {source} holds no observation at or before "
-                    f"{wanted:%Y-%m-%dT%H:%MZ}"
-                )
-            init_time = newest
+        # init_time None: the newest observation at or before ``wanted`` (pipelines' rule)
         result = tasks.forecast_task(
-            source, as_utc(init_time), checkpoint, root, render, policy, lead_times
+            source, as_utc(init_time), checkpoint, root, render, policy, lead_times, wanted
         )
-    except StaleInputError as error:
+    except inputs.StaleInputError as error:
         logger.error("STALE INPUTS for %s, no forecast made: %s", source, error)
         tasks.publish_markdown(
             report_key,
@@ -208,7 +159,7 @@ def forecast(
 
     age = input_age(result, wanted)
     problems = []
-    if age > timedelta(minutes=max_input_age_minutes):
+    if inputs.stale_message(result.init_time, timedelta(minutes=max_input_age_minutes), wanted):
         problems.append(
             f"The newest usable inputs end at {result.init_time}, {age} before the wanted time "
             f"(more than {max_input_age_minutes:g} min)."

@@ -144,13 +144,16 @@ def forecast_task(
     render: bool = True,
     fallback: str = "none",
     lead_times: int | None = None,
+    as_of: datetime | None = None,
 ) -> Any:
-    """One forecast into the forecast store (:func:`pipelines.forecast.run.run_forecast`).
+    """One forecast into the forecast store (:func:`pipelines.forecast.run.run_forecast`), then
+    its maps (:func:`pipelines.render.run.render_forecast`) when ``render``.
 
-    Missing or stale inputs raise ``pipelines.forecast.run.StaleInputError`` (a
-    ``ValueError``, so not retried).
+    ``init_time=None``: the newest observation at or before ``as_of``. Missing or stale inputs
+    raise ``pipelines.forecast.inputs.StaleInputError`` (a ``ValueError``, so not retried).
     """
     from pipelines.forecast.run import run_forecast
+    from pipelines.render.run import render_forecast
 
     result = run_forecast(
         source,
@@ -158,9 +161,11 @@ def forecast_task(
         checkpoint=checkpoint,
         data_dir=data_dir,
         lead_times=lead_times,
-        render=render,
         fallback=fallback,
+        as_of=as_of,
     )
+    if render:
+        result = render_forecast(result, data_dir)
     run_logger().info(
         "forecast for %s at %s: %d leads into %s (entry %d)",
         source,

@@ -14,23 +14,22 @@ time; :func:`evaluate_source` does it for a trained checkpoint and writes the re
 
 Test windows: the test split of :mod:`pipelines.windows`, rebuilt from the checkpoint's metadata
 (same stores, crop, coarsening, window lengths, split fractions and gap); the frames are prepared
-exactly as for training (:func:`pipelines.windows.prepare_frames`), but kept in physical units
+exactly as for training (:func:`pipelines.prepare.prepare_frames`), but kept in physical units
 and with their coordinates (times for the climatology baselines, latitude for weighted scores).
 Observations keep their NaN (no data) and those pixels are left out of every score. SimVP
-cannot take NaN input, so NaN history pixels are set to physical zero for ``dbr``/``log1p``
-normalisation and to the training mean for ``identity`` (the fill used in training).
+cannot take NaN input: :class:`pipelines.simvp_method.SimVPMethod` fills NaN history pixels as in
+training (physical zero for ``dbr``/``log1p``, the training mean for ``identity``).
 
-Which baselines and scores apply is declared per source kind in :data:`PLANS`.
+Which baselines and scores apply is declared per source kind in
+:data:`pipelines.verification.plans.PLANS` (re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,10 +39,13 @@ import xarray as xr
 from data_catalog.catalog import Catalog, load_catalog
 from data_catalog.paths import DataDir, is_url
 from data_catalog.vocabulary import CHANNEL, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
-from pipelines.baselines import BASELINES, BaselineFn, as_forecast, time_step
+from pipelines.baselines import BASELINES, BaselineFn, time_step
+from pipelines.prepare import Preparation, prepare_frames
+from pipelines.simvp_method import SimVPMethod
 from pipelines.verification import get_score
+from pipelines.verification.plans import PLANS, EvaluationPlan, ScoreRequest
 from pipelines.verification.report import wide_table, write_report
-from simvp_model.registry import Registry
+from pipelines.windows.source import windows_from_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -63,106 +65,6 @@ SCORE_COLUMNS: tuple[str, ...] = (
 SSIM_MIN_SIDE = 7  # skimage's default SSIM window is 7 x 7 pixels
 
 
-# ----------------------------------------------------------------------------- plans
-@dataclass(frozen=True)
-class ScoreRequest:
-    """One score to compute: a :data:`pipelines.verification.SCORES` name and its parameters.
-
-    Parameters
-    ----------
-    score : str
-        Registered score name (``mse``, ``csi``, ``fss`` ...).
-    threshold : float, optional
-        Event threshold in the variable's units (categorical and FSS scores).
-    scale : int, optional
-        FSS neighbourhood side in pixels of the evaluated grid.
-    """
-
-    score: str
-    threshold: float | None = None
-    scale: int | None = None
-
-    def __post_init__(self) -> None:
-        get_score(self.score)  # unknown names raise, listing the valid ones
-        if self.threshold is not None and not math.isfinite(self.threshold):
-            raise ValueError(f"threshold must be finite, got {self.threshold!r}")
-        if self.scale is not None and (isinstance(self.scale, bool) or self.scale < 1):
-            raise ValueError(f"scale must be a positive number of pixels, got {self.scale!r}")
-
-    def params(self) -> dict[str, Any]:
-        """Keyword arguments for the score function."""
-        out: dict[str, Any] = {}
-        if self.threshold is not None:
-            out["threshold"] = self.threshold
-        if self.scale is not None:
-            out["scale"] = self.scale
-        return out
-
-
-@dataclass(frozen=True)
-class EvaluationPlan:
-    """What to run and score for one kind of source.
-
-    Parameters
-    ----------
-    baselines : tuple of str
-        Names in :data:`pipelines.baselines.BASELINES`.
-    scores : tuple of ScoreRequest
-        Scores per lead time.
-    image_scores : bool
-        Also SSIM and PSNR (``data_range`` = range of the evaluated observations).
-    threshold_units : str, optional
-        Units the score thresholds are given in; the variables must have them.
-    """
-
-    baselines: tuple[str, ...]
-    scores: tuple[ScoreRequest, ...]
-    image_scores: bool = False
-    threshold_units: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in self.baselines:
-            BASELINES.get(name)
-
-
-PLANS: Registry[EvaluationPlan] = Registry("evaluation plan")
-"""Evaluation plan per catalog source kind (``data_catalog.vocabulary.SOURCE_KINDS``)."""
-
-_CONTINUOUS = tuple(ScoreRequest(s) for s in ("mse", "mae", "rmse", "bias"))
-RAIN_THRESHOLDS: tuple[float, ...] = (0.1, 1.0, 5.0)  # mm/h: drizzle, light, moderate rain
-FSS_THRESHOLDS: tuple[float, ...] = (1.0, 5.0)  # mm/h
-FSS_SCALES: tuple[int, ...] = (1, 5, 11, 21)  # pixels: grid scale up to ~1/6 of a 128-px domain
-
-PLANS.add(
-    "radar",
-    EvaluationPlan(
-        baselines=("persistence", "optical_flow"),
-        scores=_CONTINUOUS
-        + tuple(
-            ScoreRequest(s, threshold=t) for s in ("csi", "pod", "far") for t in RAIN_THRESHOLDS
-        )
-        + tuple(
-            ScoreRequest("fss", threshold=t, scale=n) for t in FSS_THRESHOLDS for n in FSS_SCALES
-        ),
-        image_scores=True,
-        threshold_units="mm/h",
-    ),
-)
-PLANS.add(
-    "climate",
-    EvaluationPlan(
-        baselines=("persistence", "climatology"),
-        scores=_CONTINUOUS + (ScoreRequest("weighted_rmse"), ScoreRequest("acc")),
-    ),
-)
-PLANS.add(
-    "crowd-flow",
-    EvaluationPlan(
-        baselines=("persistence", "climatology", "last_day"),
-        scores=_CONTINUOUS,
-        image_scores=True,
-    ),
-)
 _ARCHIVE_BASELINES = frozenset({"climatology", "last_day"})
 
 
@@ -178,38 +80,6 @@ def subsample(starts: np.ndarray, max_samples: int | None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- methods
-def simvp_method(loaded: Any, fill: np.ndarray | None = None) -> BaselineFn:
-    """Wrap a loaded checkpoint as a method ``history → forecast`` (the baseline contract).
-
-    Parameters
-    ----------
-    loaded : simvp_model.checkpoint.LoadedModel
-        The checkpoint.
-    fill : np.ndarray, shape (C,), optional
-        Physical value per channel put where the history is NaN; default from the
-        checkpoint's normalisation (0 for ``dbr``/``log1p``, the train mean for ``identity``).
-    """
-    from simvp_model.predict import predict  # torch only when SimVP is evaluated
-
-    norm = loaded.normalisation
-    if fill is None:
-        if norm.transform in ("dbr", "log1p"):
-            fill = np.zeros(norm.channels)
-        else:  # identity: normalised 0 is the train mean, i.e. ``offset`` in physical units
-            fill = np.asarray(norm.offset, dtype="float64")
-    fill = np.asarray(fill, dtype="float32").reshape(-1)
-
-    def forecast(history: xr.DataArray, steps: int, **context: Any) -> xr.DataArray:
-        if history.dims[1:] != (CHANNEL, Y, X):
-            raise ValueError(f"SimVP needs history dims (time, channel, y, x), got {history.dims}")
-        frames = np.asarray(history.values, dtype="float32")  # (T_in, C, H, W)
-        frames = np.where(np.isfinite(frames), frames, fill[None, :, None, None])
-        out = predict(loaded, frames, horizon=int(steps))  # (steps, C, H, W) physical
-        return as_forecast(history, out, time_step(history, context.get("time_step")))
-
-    return forecast
-
-
 def _stack(
     forecasts: Sequence[xr.DataArray], init_times: np.ndarray, template: xr.DataArray
 ) -> xr.DataArray:
@@ -459,10 +329,8 @@ def split_test_windows(
     paths : list of str
         The stores the ``store`` indices refer to.
     """
-    from pipelines.windows import windows_from_metadata
-
-    recorded = list(metadata.get("stores") or [metadata.get("store")])
-    here = all(p and (is_url(p) or os.path.exists(p)) for p in recorded)
+    recorded = Preparation.from_dict(metadata).stores
+    here = bool(recorded) and all(is_url(p) or os.path.exists(p) for p in recorded)
     windows = windows_from_metadata(metadata, None if here else data_dir.root, catalog)
     return list(windows.splits.windows["test"]), list(windows.test.paths)
 
@@ -478,18 +346,6 @@ def concat_forecasts(parts: Sequence[MethodForecasts]) -> MethodForecasts:
         {k: xr.concat([p.forecasts[k] for p in parts], INIT_TIME) for k in parts[0].forecasts},
         xr.concat([p.history for p in parts], INIT_TIME),
     )
-
-
-def default_checkpoint(data_dir: DataDir, source: str) -> str:
-    """The newest ``*.pt`` bundle under ``DIR/models/<source>/`` (``FileNotFoundError`` if none)."""
-    root = Path(data_dir.models(source))
-    bundles = sorted(root.rglob("*.pt"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-    if not bundles:
-        raise FileNotFoundError(
-            f"no checkpoint (*.pt) under {root}; train one first (nowcast train --source {source})"
-            " or pass --checkpoint"
-        )
-    return str(bundles[-1])
 
 
 def evaluate_source(
@@ -509,7 +365,8 @@ def evaluate_source(
     data_dir : str or path, optional
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
     checkpoint : str or path, optional
-        SimVP bundle; default the newest ``*.pt`` under ``DIR/models/<source>/``. Its metadata
+        SimVP bundle; default :func:`pipelines.simvp_method.default_checkpoint` (the newest
+        ``best.pt`` under ``DIR/models/<source>/``). Its metadata
         gives the variables, crop, coarsening, frame counts and the test period.
     catalog : Catalog, optional
         Default: the shipped catalog (for the source's kind).
@@ -523,23 +380,24 @@ def evaluate_source(
     Report
         Scores and the files written under ``DIR/reports/<source>/``.
     """
-    from pipelines.windows import prepare_frames
-    from simvp_model.checkpoint import load_checkpoint
-
     spec = (catalog or load_catalog()).get(source)
     plan = PLANS.get(spec.kind)
     names = tuple(baselines) if baselines is not None else plan.baselines
     root = DataDir.resolve(data_dir)
-    path = os.fspath(checkpoint) if checkpoint is not None else default_checkpoint(root, source)
-    loaded = load_checkpoint(path)
+    method = SimVPMethod.resolve(source, checkpoint, root.root)
+    path, loaded = method.name, method.loaded
     meta = loaded.metadata
-    if meta.get("source") not in (None, source):
-        raise ValueError(f"checkpoint {path} was trained on {meta.get('source')!r}, not {source!r}")
+    preparation = Preparation.from_dict(
+        {**meta, "variables": meta.get("variables", spec.variable_names)}
+    )
+    trained_on = "+".join(preparation.sources)
+    if trained_on not in ("", source):
+        raise ValueError(f"checkpoint {path} was trained on {trained_on!r}, not {source!r}")
     in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
-    if meta.get("tile"):
+    if preparation.tile:
         raise ValueError(
-            f"checkpoint {path} was trained on tiles {meta['tile']}; evaluation scores whole "
-            "prepared grids only (retrain without tile=...)"
+            f"checkpoint {path} was trained on tiles {list(preparation.tile)}; evaluation scores "
+            "whole prepared grids only (retrain without tile=...)"
         )
     refs, paths = split_test_windows(meta, root, catalog)
     chosen = subsample(np.arange(len(refs)), max_samples)
@@ -551,7 +409,7 @@ def evaluate_source(
         in_frames,
         out_frames,
     )
-    methods: dict[str, BaselineFn] = {SIMVP: simvp_method(loaded)}
+    methods: dict[str, BaselineFn] = {SIMVP: method.as_baseline()}
     methods.update({name: BASELINES.get(name) for name in names})
     parts = []
     for s, store_path in enumerate(paths):
@@ -559,9 +417,7 @@ def evaluate_source(
         if not len(starts):
             continue
         store = xr.open_zarr(store_path)
-        frames = prepare_frames(
-            store, {**meta, "variables": meta.get("variables", spec.variable_names)}
-        )
+        frames = prepare_frames(store, preparation)
         units = store[frames.attrs["variables"][0]].attrs.get("units", "")
         if plan.threshold_units is not None and units != plan.threshold_units:
             raise ValueError(
@@ -578,7 +434,7 @@ def evaluate_source(
     notes = [
         f"source `{source}` ({spec.kind}), checkpoint `{path}`",
         f"{len(chosen)} test windows (of {len(refs)}) in {meta.get('test_period')}; "
-        f"{in_frames} input -> {out_frames} output frames at {meta.get('time_step')}",
+        f"{in_frames} input -> {out_frames} output frames at {preparation.time_step}",
         "scores pooled over windows and pixels per lead time; NaN observation pixels excluded",
         f"SimVP MSE below persistence at every lead time: {'yes' if mse_ok else 'no'}",
     ]
@@ -607,5 +463,4 @@ __all__: list[str] = [
     "evaluate_source",
     "run_methods",
     "score_forecasts",
-    "simvp_method",
 ]

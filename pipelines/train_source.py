@@ -30,9 +30,11 @@ from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir
 from pipelines.windows import KIND_DEFAULTS, SplitConfig, source_names, source_windows
 from simvp_model.config import SimVPConfig
-from simvp_model.engine import FitResult, TrainConfig, evaluate_predictor, fit
+from simvp_model.lightning_module import fit
 from simvp_model.presets import get_preset, get_recipe
 from simvp_model.registry import Registry
+from simvp_model.scoring import evaluate_predictor
+from simvp_model.train_config import FitResult, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,9 @@ _SMALL = {"spatial_hidden": 16, "temporal_hidden": 64, "temporal_layers": 4}
 HARDWARE_DEFAULTS.add(
     "radar",
     HardwareDefaults(
-        # radar-small (gSTA, hid_S 16, N_S 4, N_T 4) with a narrower translator on 64 x 64 px.
-        cpu=HardwareChoice("radar-small", model={"temporal_hidden": 64}, coarsen=8),
+        # radar-small (gSTA, hid_S 16, N_S 4, N_T 4) with a narrower translator on 64 x 64 px
+        # (the kind's default coarsening, KIND_DEFAULTS in pipelines/prepare.py).
+        cpu=HardwareChoice("radar-small", model={"temporal_hidden": 64}),
         # 128 x 128 px at 4 km, the preset's native size and width.
         gpu=HardwareChoice("radar-small", coarsen=4),
     ),

@@ -29,9 +29,11 @@ from simvp_model.datasets.moving_mnist import (
     MovingMNISTConfig,
     moving_mnist_datasets,
 )
-from simvp_model.engine import DataSplits, FitResult, TrainConfig, evaluate_predictor, fit
+from simvp_model.lightning_module import fit
 from simvp_model.normalisation import Normalisation
 from simvp_model.presets import get_preset, get_recipe
+from simvp_model.scoring import evaluate_predictor
+from simvp_model.train_config import DataSplits, FitResult, TrainConfig
 
 logger = logging.getLogger(__name__)
 

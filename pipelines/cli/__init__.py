@@ -14,6 +14,7 @@ import importlib
 import logging
 import pkgutil
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from simvp_model.registry import Registry
@@ -36,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nowcast", description="SimVP nowcasting: ingest, train, forecast, verify."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging; tracebacks with errors"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         COMMANDS.get(name)(sub)
@@ -54,7 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:
-        # Bad input from the user: one clear line, no traceback.
+        # Bad input from the user: one clear line. The same types are raised by bugs, so
+        # ``-v`` shows where it came from (the traceback) before that line.
+        if args.verbose:
+            traceback.print_exc(file=sys.stderr)
         print(f"nowcast {args.command}: error: {error}", file=sys.stderr)
         return 2
 

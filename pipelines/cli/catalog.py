@@ -20,7 +20,7 @@ from pipelines.cli._common import add_data_dir
 
 def _catalog(path: str | None):  # -> data_catalog.catalog.Catalog
     from data_catalog.catalog import load_catalog
-    from pipelines.readers import READERS
+    from pipelines.readers import READERS, check_reader_options
 
     catalog = load_catalog(path)
     for spec in catalog:
@@ -29,6 +29,10 @@ def _catalog(path: str | None):  # -> data_catalog.catalog.Catalog
                 f"{catalog.path}: source {spec.name!r}: field 'reader': got {spec.reader!r}; "
                 f"allowed: {', '.join(READERS.names())}"
             )
+        try:
+            check_reader_options(spec)
+        except ValueError as error:
+            raise ValueError(f"{catalog.path}: {error}") from None
     return catalog
 
 

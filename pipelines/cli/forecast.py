@@ -20,6 +20,7 @@ from pipelines.cli._common import add_data_dir
 def _run(args: argparse.Namespace) -> int:
     from pipelines.forecast.export import export_weatherbench2
     from pipelines.forecast.run import run_forecast
+    from pipelines.render.run import render_forecast
 
     # The imported libraries (torch, xarray, matplotlib, cartopy) hold ~10^6 long-lived objects;
     # freezing them spares the collector re-scanning them (about 1 s per full collection).
@@ -30,10 +31,11 @@ def _run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         data_dir=args.data_dir,
         lead_times=args.leads,
-        render=not args.no_render,
         fallback=args.fallback,
         max_age=args.max_age,
     )
+    if not args.no_render:
+        result = render_forecast(result, args.data_dir)
     leads = result.lead_times
     print(f"store:      {result.store} (init_time index {result.index})")
     print(f"init time:  {result.init_time:%Y-%m-%dT%H:%MZ}")

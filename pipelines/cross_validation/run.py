@@ -50,9 +50,9 @@ from pipelines.evaluate import (
     concat_forecasts,
     run_methods,
     score_forecasts,
-    simvp_method,
     split_test_windows,
 )
+from pipelines.simvp_method import SimVPMethod
 from pipelines.train_source import train_source
 from pipelines.verification.bootstrap import BootstrapConfig
 from pipelines.verification.intervals import Comparison, comparison_table, interval_rows
@@ -190,13 +190,12 @@ def score_fold(
     max_windows: int | None = None,
 ) -> MethodForecasts:
     """Forecasts of SimVP and ``baselines`` on the test windows of a fold's checkpoint."""
-    from simvp_model.checkpoint import load_checkpoint
-
-    loaded = load_checkpoint(checkpoint)
-    meta = loaded.metadata
+    method = SimVPMethod.from_checkpoint(checkpoint)
+    meta = method.metadata
+    preparation = method.preparation()
     refs, paths = split_test_windows(meta, root, catalog)
-    in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
-    methods: dict[str, BaselineFn] = {SIMVP: simvp_method(loaded), **baselines}
+    in_frames, out_frames = method.frames()
+    methods: dict[str, BaselineFn] = {SIMVP: method.as_baseline(), **baselines}
     parts = []
     for s, path in enumerate(paths):
         starts = np.asarray([r.start for r in refs if r.store == s], dtype=np.int64)
@@ -205,7 +204,7 @@ def score_fold(
         starts = _evenly(starts, max_windows)
         # Read the held-out stretch once (windows overlap), not once per window.
         lo, hi = int(starts.min()), int(starts.max()) + in_frames + out_frames
-        frames = prepare_frames(xr.open_zarr(path), meta).isel({TIME: slice(lo, hi)}).load()
+        frames = prepare_frames(xr.open_zarr(path), preparation).isel({TIME: slice(lo, hi)}).load()
         result = run_methods(frames, starts - lo, in_frames, out_frames, methods)
         parts.append(positional(result))
     return concat_forecasts(parts)

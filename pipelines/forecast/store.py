@@ -42,16 +42,12 @@ replaced, so a write killed midway marks that one entry incomplete and leaves th
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import fcntl
 import logging
 import os
 import shutil
-import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +59,13 @@ import zarr
 
 from data_catalog.paths import is_url
 from data_catalog.vocabulary import CRS, INIT_TIME, LATITUDE, LEAD_TIME, LONGITUDE, X, Y
+from pipelines.zarr_transaction import (
+    commit,
+    quiet_consolidation,
+    resize_along,
+    staged_create,
+    write_lock,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +79,6 @@ PROVENANCE_STRINGS = ("checkpoint", "checkpoint_sha256", "model_version", "fallb
 STORE_FORMAT = "simvp-nowcast-forecast-1"
 _TIME_UNITS = "minutes since 1970-01-01 00:00:00"  # int64 minutes: exact for minute-step sources
 _COORD_CHUNK = 4096  # 1-D/2-D per-init coordinates: one small chunk holds many init times
-_LOCK_POLL_S = 0.05
 
 _FAULT_HOOK: Callable[[str], None] | None = None
 """Test hook called with the name of each write stage (tests kill the process there)."""
@@ -335,38 +337,10 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
     return enc
 
 
-def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-@contextlib.contextmanager
-def store_lock(path: str | os.PathLike[str], timeout: float = 600.0) -> Iterator[None]:
-    """Hold the exclusive write lock of the forecast store at ``path``.
-
-    The lock is an ``fcntl.flock`` on ``<path>.lock``; the operating system releases it when
-    the holder dies, so a killed writer never leaves a stale lock.
-
-    Raises
-    ------
-    TimeoutError
-        If the lock is not acquired within ``timeout`` seconds.
-    """
-    lock = _lock_path(Path(path))
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
-    with open(lock, "a+b") as handle:
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not lock {lock} within {timeout} s") from None
-                time.sleep(_LOCK_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+#: The store's write lock (:func:`pipelines.zarr_transaction.write_lock`): a second writer
+#: waits up to ``timeout`` seconds, then gets a retryable
+#: :class:`~pipelines.zarr_transaction.StoreBusyError` (a ``TimeoutError``).
+store_lock = write_lock
 
 
 def open_forecast_store(
@@ -384,8 +358,7 @@ def open_forecast_store(
         Passed to :func:`xarray.open_zarr`.
     """
     kwargs.setdefault("decode_coords", "all")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+    with quiet_consolidation():
         ds = xr.open_zarr(os.fspath(path), consolidated=True, **kwargs)  # type: ignore[arg-type]
     if complete_only:
         ds = ds.isel({INIT_TIME: np.flatnonzero(ds[COMPLETE].values)})
@@ -427,15 +400,7 @@ def _slot_times(origin: np.datetime64, step: pd.Timedelta, start: int, stop: int
 
 def _resize(path: Path, n: int) -> None:
     """Set the ``init_time`` length of every array to ``n`` (drops chunks beyond ``n``)."""
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
-    for _, array in group.arrays():
-        dims = array.metadata.dimension_names or ()
-        if INIT_TIME in dims:
-            axis = dims.index(INIT_TIME)
-            shape = list(array.shape)
-            if shape[axis] != n:
-                shape[axis] = n
-                array.resize(tuple(shape))
+    resize_along(path, INIT_TIME, n)
 
 
 def _region_write(path: Path, block: xr.Dataset, start: int) -> None:
@@ -444,8 +409,7 @@ def _region_write(path: Path, block: xr.Dataset, start: int) -> None:
     block = block.drop_encoding()
     stop = start + block.sizes[INIT_TIME]
     _write_init_times(path, block[INIT_TIME].values, start)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+    with quiet_consolidation():
         block.to_zarr(
             str(path),
             mode="r+",
@@ -473,24 +437,23 @@ def _commit(path: Path, history: str) -> None:
     without it, zarr would write the root without it, and readers would see uncommitted array
     shapes until the next consolidation).
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(str(path))
-        _stage("consolidated")
+    commit(path)
+    _stage("consolidated")
+    with quiet_consolidation():
         group = zarr.open_group(str(path), mode="r+", use_consolidated=True)
         group.attrs["history"] = history
 
 
 def _create(path: Path, forecast: xr.Dataset) -> None:
     """Write the first forecast to a temporary directory and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     ds = forecast.copy()
     ds.attrs["history"] = f"{_now()} created with init_time {_iso(forecast[INIT_TIME].values[0])}"
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        ds.to_zarr(str(tmp), mode="w-", encoding=_encoding(ds), consolidated=True)
-    _stage("created_tmp")
-    os.rename(tmp, path)
+
+    def write(staging: Path) -> None:
+        with quiet_consolidation():
+            ds.to_zarr(str(staging), mode="w-", encoding=_encoding(ds), consolidated=True)
+
+    staged_create(path, write, on_written=lambda: _stage("created_tmp"))
 
 
 def _recover(path: Path) -> None:

@@ -30,21 +30,22 @@ Creation
     path either does not exist or holds a complete, readable store (local paths; for fsspec
     URLs the template is written in place).
 Concurrency
-    One writer per store: :func:`store_lock` holds an ``fcntl`` lock on ``<store>.lock``
-    (released by the OS if the process dies). Dask workers write disjoint, chunk-aligned
-    regions of the data variables; ``time`` and ``frame_present`` are written by the driver.
+    One writer per store: :func:`store_lock` is the shared write lock of
+    :mod:`pipelines.zarr_transaction` (``fcntl`` on ``<store>.lock``, released by the OS if the
+    process dies; a second writer waits up to its timeout, then gets the retryable
+    :class:`~pipelines.zarr_transaction.StoreBusyError`). Creation, resizing and the commit are
+    the same module's :func:`~pipelines.zarr_transaction.staged_create`,
+    :func:`~pipelines.zarr_transaction.resize_along` and :func:`~pipelines.zarr_transaction.commit`.
+    Dask workers write disjoint, chunk-aligned regions of the data variables; ``time`` and
+    ``frame_present`` are written by the driver.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
-import shutil
-import uuid
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,13 @@ import zarr
 
 from data_catalog import vocabulary as voc
 from data_catalog.paths import is_url
+from pipelines.zarr_transaction import (
+    commit,
+    quiet_consolidation,
+    resize_along,
+    staged_create,
+    write_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +80,6 @@ INDEX_CHUNK_TARGET = 4096
 int64): few files even for years of 5-min data; rounded to a multiple of the time chunk."""
 DEFAULT_CHUNKS = {voc.TIME: 12, voc.Y: -1, voc.X: -1}
 """Chunks when the catalog gives none: an hour of 5-min frames × the full grid (-1 = full)."""
-
-
-@contextlib.contextmanager
-def quiet_consolidation() -> Iterator[None]:
-    """Silence zarr's warning that consolidated metadata is not in the v3 spec (by design:
-    the consolidated metadata is this store's commit record, ``ecosystem.md`` §4)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        yield
 
 
 class StoreError(ValueError):
@@ -320,14 +319,10 @@ def grow(path: str, layout: StoreLayout, length: int) -> bool:
 
 
 def _resize_all(path: str, layout: StoreLayout, committed: int, target: int) -> None:
+    resize_along(path, voc.TIME, target)  # the time coordinate last
     group = zarr.open_group(path, mode="r+", use_consolidated=False)
-    for name in _time_arrays(group):
-        array = group[name]
-        if array.shape[0] != target:
-            array.resize((target, *array.shape[1:]))
     group[voc.TIME][committed:target] = _encode_times(layout.times(committed, target))
-    with quiet_consolidation():
-        zarr.consolidate_metadata(path)
+    commit(path)
 
 
 def recover(path: str) -> int:
@@ -453,43 +448,19 @@ def create(
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():  # a directory that is not a Zarr group: do not touch it
         raise StoreError(f"{final} exists but is not a Zarr store; move it away first")
-    staging = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-    try:
+
+    def write(staging: Path) -> None:
         with quiet_consolidation():
             ds.to_zarr(str(staging), mode="w-", compute=False, encoding=encoding, consolidated=True)
         grow(str(staging), layout, length)
-        staging.rename(final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+
+    staged_create(final, write)
     log.info("store %s: created with %d frames", path, layout.padded_length(length))
 
 
-@contextlib.contextmanager
-def store_lock(path: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` (local stores; a no-op for URLs).
-
-    Raises
-    ------
-    StoreError
-        If another process holds the lock (one writer per store).
-    """
-    if is_url(path):
-        yield
-        return
-    import fcntl
-
-    lock_path = Path(f"{path}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(f"store {path} is being written by another process") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+#: The store's write lock (:func:`pipelines.zarr_transaction.write_lock`): a second writer waits
+#: up to the timeout, then gets a retryable :class:`~pipelines.zarr_transaction.StoreBusyError`.
+store_lock = write_lock
 
 
 def store_digest(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -4,12 +4,15 @@ file access through fsspec, and building the contract ``xarray.Dataset`` from fr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import logging
 import os
+import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import fsspec
 import h5py
@@ -21,8 +24,10 @@ import xarray as xr
 from data_catalog import vocabulary as voc
 from data_catalog.catalog import parse_time
 from data_catalog.paths import is_url
-from data_catalog.spec import GridSpec, SourceSpec, VariableSpec
+from data_catalog.spec import GridSpec, ReaderOptions, SourceSpec, VariableSpec
 from simvp_model.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,18 @@ class Frames:
         Catalog variable name -> float32 array ``(T, H, W)``, NaN = no data.
     notes : Mapping[str, str]
         Variable name -> how it was decoded/converted (written to the ``conversion`` attr).
+    qc_masked : Mapping[str, np.ndarray]
+        Quality control: variable name -> int64 ``(T,)``, per frame the number of values
+        outside ``valid_range`` set to NaN. Filled by :func:`validate_frames` when the source's
+        ``reader_options.out_of_range`` is ``mask``; empty under ``fail`` (the default). This is
+        what an ingest reports and records in the store's provenance.
     """
 
     path: str
     times: np.ndarray
     data: Mapping[str, np.ndarray]
     notes: Mapping[str, str] = field(default_factory=dict)
+    qc_masked: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 ReadFile = Callable[[str, SourceSpec], Frames]
@@ -60,20 +71,39 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
-def open_hdf5(path: str) -> h5py.File:
-    """Open a local or fsspec HDF5 file read-only, from its bytes.
+NATIVE_IO_LOCK = threading.RLock()
+"""One process-wide lock held while HDF5, netCDF-C or ecCodes open or decode a file: none of
+these C libraries is thread-safe (netCDF4 opened from two Dask threads at once crashed the
+process with SIGSEGV/SIGBUS). Re-entrant, so a reader may nest helpers that take it."""
+
+
+@contextlib.contextmanager
+def native_io() -> Iterator[None]:
+    """Hold :data:`NATIVE_IO_LOCK` for the block (open + decode of an HDF5/netCDF/GRIB file)."""
+    with NATIVE_IO_LOCK:
+        yield
+
+
+@contextlib.contextmanager
+def open_hdf5(path: str) -> Iterator[h5py.File]:
+    """Open a local or fsspec HDF5 file read-only, from its bytes, holding
+    :data:`NATIVE_IO_LOCK` until the block ends (read every dataset inside it).
 
     Raises
     ------
     ValueError
         Naming ``path`` when the bytes are not a readable HDF5 file (corrupt or truncated).
     """
-    try:
-        return h5py.File(io.BytesIO(read_bytes(path)), "r")
-    except OSError as error:
-        raise ValueError(
-            f"{path}: not a readable HDF5 file (corrupt or truncated?): {error}"
-        ) from None
+    raw = read_bytes(path)  # outside the lock: plain I/O may overlap
+    with NATIVE_IO_LOCK:
+        try:
+            h5 = h5py.File(io.BytesIO(raw), "r")
+        except OSError as error:
+            raise ValueError(
+                f"{path}: not a readable HDF5 file (corrupt or truncated?): {error}"
+            ) from None
+        with h5:
+            yield h5
 
 
 def local_copy(path: str) -> str:
@@ -87,32 +117,40 @@ def local_copy(path: str) -> str:
 
 # --- units ----------------------------------------------------------------------------------
 
-Conversion = Callable[[np.ndarray, Mapping[str, float]], tuple[np.ndarray, str]]
+Conversion = Callable[[np.ndarray, ReaderOptions], tuple[np.ndarray, str]]
 CONVERSIONS: Registry[Conversion] = Registry("unit conversion")
 """``"FROM->TO"`` -> ``(values, options) -> (converted, description)``."""
 
 
+def _option(opts: ReaderOptions, name: str) -> float:
+    """Reader option ``name`` as a float; ``KeyError(name)`` when it is not set."""
+    value = getattr(opts, name)
+    if value is None:
+        raise KeyError(name)
+    return float(value)
+
+
 @CONVERSIONS.register("mm->mm/h")
-def _accumulation_to_rate(values: np.ndarray, opts: Mapping[str, float]) -> tuple[np.ndarray, str]:
-    minutes = float(opts["accumulation_minutes"])
+def _accumulation_to_rate(values: np.ndarray, opts: ReaderOptions) -> tuple[np.ndarray, str]:
+    minutes = _option(opts, "accumulation_minutes")
     return values * (60.0 / minutes), f"accumulation (mm per {minutes:g} min) x {60 / minutes:g}"
 
 
 @CONVERSIONS.register("dBZ->mm/h")
-def _dbz_to_rate(values: np.ndarray, opts: Mapping[str, float]) -> tuple[np.ndarray, str]:
-    a, b = float(opts["zr_a"]), float(opts["zr_b"])
+def _dbz_to_rate(values: np.ndarray, opts: ReaderOptions) -> tuple[np.ndarray, str]:
+    a, b = _option(opts, "zr_a"), _option(opts, "zr_b")
     # Z = a R^b with Z in mm^6 m^-3 = 10^(dBZ/10)  =>  R = (10^(dBZ/10) / a)^(1/b)
     rate = (10.0 ** (values / 10.0) / a) ** (1.0 / b)
     return rate, f"rain rate from reflectivity: Z = {a:g} R^{b:g}, Z = 10^(dBZ/10)"
 
 
 @CONVERSIONS.register("K->degC")
-def _k_to_c(values: np.ndarray, opts: Mapping[str, float]) -> tuple[np.ndarray, str]:
+def _k_to_c(values: np.ndarray, opts: ReaderOptions) -> tuple[np.ndarray, str]:
     return values - 273.15, "K - 273.15"
 
 
 @CONVERSIONS.register("degC->K")
-def _c_to_k(values: np.ndarray, opts: Mapping[str, float]) -> tuple[np.ndarray, str]:
+def _c_to_k(values: np.ndarray, opts: ReaderOptions) -> tuple[np.ndarray, str]:
     return values + 273.15, "degC + 273.15"
 
 
@@ -121,7 +159,7 @@ def convert_units(
     from_units: str,
     var: VariableSpec,
     path: str,
-    options: Mapping[str, float] | None = None,
+    options: ReaderOptions | None = None,
 ) -> tuple[np.ndarray, str]:
     """Convert decoded ``values`` from the file's ``from_units`` to ``var.units`` (float32).
 
@@ -139,12 +177,93 @@ def convert_units(
             f"(wanted {var.units!r}); known conversions: {CONVERSIONS.names()}"
         )
     try:
-        out, note = CONVERSIONS.get(key)(values.astype(np.float64), options or {})
+        out, note = CONVERSIONS.get(key)(values.astype(np.float64), options or ReaderOptions())
     except KeyError as missing:
         raise ValueError(
             f"{path}: converting {key} for {var.name!r} needs reader option {missing}"
         ) from None
     return out.astype(np.float32), note
+
+
+#: Units whose "measured, nothing detected" value is 0 (no rain, no count).
+ZERO_UNDETECT_UNITS = ("mm/h", "mm", "count")
+DEFAULT_UNDETECT_DBZ = -30.0  # pysteps' value for "no echo" reflectivity
+
+
+def undetect_value(var: VariableSpec, options: ReaderOptions, path: str) -> float:
+    """What an ``undetect`` pixel becomes in ``var.units``: 0 for rain and counts, the
+    ``undetect_dbz`` option (default -30) for reflectivity, else the ``valid_range`` minimum."""
+    if var.units in ZERO_UNDETECT_UNITS:
+        return 0.0
+    if var.units == "dBZ":
+        return DEFAULT_UNDETECT_DBZ if options.undetect_dbz is None else float(options.undetect_dbz)
+    if not np.isfinite(var.valid_range[0]):
+        raise ValueError(
+            f"{path}: undetect values of {var.name!r} ({var.units}) need a finite valid_range "
+            "minimum to stand for 'nothing detected'"
+        )
+    return var.valid_range[0]
+
+
+def decode_values(
+    decoded: np.ndarray,
+    from_units: str,
+    var: VariableSpec,
+    path: str,
+    options: ReaderOptions,
+    factor: float = 1.0,
+) -> tuple[np.ndarray, str]:
+    """Apply the shared value options to ``decoded`` values and convert them to ``var.units``.
+
+    ``decoded`` are the values as the file's library gives them (any shape, e.g. ``(T, H, W)``,
+    in their own dtype so sentinels compare exactly). Steps: ``nodata`` sentinels → NaN;
+    ``value = (decoded * scale + offset) * factor`` (``scale``/``offset`` from the reader
+    options when set; ``factor`` from the file's units, e.g. 1000 for m → mm); unit conversion
+    (:func:`convert_units`, e.g. accumulation → rate); ``undetect`` sentinels →
+    :func:`undetect_value`.
+
+    Returns
+    -------
+    values : np.ndarray
+        float32, same shape, in ``var.units``.
+    note : str
+        What was done (for the ``conversion`` attr).
+    """
+    raw = np.asarray(decoded)
+    nodata = _sentinel_mask(raw, options.nodata)
+    undetect = _sentinel_mask(raw, options.undetect)
+    values = raw.astype(np.float64)
+    steps = []
+    if options.scale is not None or options.offset is not None:
+        scale = 1.0 if options.scale is None else float(options.scale)
+        offset = 0.0 if options.offset is None else float(options.offset)
+        values = values * scale + offset
+        steps.append(f"x {scale:g} + {offset:g}")
+    if factor != 1:
+        values = values * factor
+        steps.append(f"x {factor:g}")
+    values[nodata] = np.nan
+    if options.nodata:
+        steps.append(f"nodata {list(options.nodata)} -> NaN")
+    out, note = convert_units(values, from_units, var, path, options)
+    steps.append(note)
+    if options.undetect:
+        fill = undetect_value(var, options, path)
+        out[undetect] = fill
+        steps.append(f"undetect {list(options.undetect)} -> {fill:g}")
+    return out, "; ".join(steps)
+
+
+def _sentinel_mask(raw: np.ndarray, sentinels: Sequence[float]) -> np.ndarray:
+    """True where ``raw`` equals one of ``sentinels`` (compared in ``raw``'s own dtype)."""
+    mask = np.zeros(raw.shape, dtype=bool)
+    for value in sentinels:
+        if np.issubdtype(raw.dtype, np.integer):
+            info = np.iinfo(raw.dtype)
+            if value != int(value) or not info.min <= value <= info.max:
+                continue  # no integer pixel can hold it
+        mask |= raw == np.asarray(value).astype(raw.dtype)
+    return mask
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -219,6 +338,29 @@ def check_times(times: np.ndarray, paths: Sequence[str]) -> None:
         raise ValueError(
             f"{where}: {kind} timestamps {pd.Timestamp(times[i])} then {pd.Timestamp(times[i + 1])}"
         )
+
+
+def mask_out_of_range(values: np.ndarray, var: VariableSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Values outside ``var.valid_range`` set to NaN (quality control ``mask``).
+
+    Parameters
+    ----------
+    values : np.ndarray
+        ``(T, H, W)`` in ``var.units``.
+
+    Returns
+    -------
+    masked : np.ndarray
+        A float32 copy ``(T, H, W)`` with out-of-range (and infinite) values NaN.
+    counts : np.ndarray
+        int64 ``(T,)``: values masked in each frame.
+    """
+    lo, hi = var.valid_range
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(values) & ~((values >= lo) & (values <= hi))
+    masked = np.array(values, dtype=np.float32, copy=True)
+    masked[bad] = np.nan
+    return masked, bad.reshape(bad.shape[0], -1).sum(axis=1).astype(np.int64)
 
 
 def check_range(values: np.ndarray, var: VariableSpec, path: str) -> None:
@@ -307,6 +449,10 @@ def frames_to_dataset(spec: SourceSpec, frames: Sequence[Frames]) -> xr.Dataset:
         attrs["valid_min"], attrs["valid_max"] = var.valid_range
         if notes:
             attrs["conversion"] = "; ".join(notes)
+        if spec.reader_options.out_of_range == "mask":
+            attrs["qc_out_of_range"] = (
+                f"mask: values outside [{var.valid_range[0]:g}, {var.valid_range[1]:g}] set to NaN"
+            )
         ds[var.name] = (voc.OBSERVATION_DIMS, stacked, attrs)
     ds = ds.assign_coords({voc.TIME: (voc.TIME, times, {"standard_name": "time"})})
     ds.attrs = {
@@ -319,7 +465,11 @@ def frames_to_dataset(spec: SourceSpec, frames: Sequence[Frames]) -> xr.Dataset:
 
 
 def validate_frames(frames: Frames, spec: SourceSpec) -> Frames:
-    """Check one file's frames against ``spec``: variables, dtype, shape, times, ranges."""
+    """Check one file's frames against ``spec``: variables, dtype, shape, times, ranges.
+
+    Values outside a variable's ``valid_range`` are an error (``reader_options.out_of_range:
+    fail``, the default) or set to NaN and counted in the returned ``qc_masked`` (``mask``).
+    """
     path = frames.path
     missing = [n for n in spec.variable_names if n not in frames.data]
     if missing:
@@ -335,5 +485,14 @@ def validate_frames(frames: Frames, spec: SourceSpec) -> Frames:
                 f"{path}: {var.name} has shape {values.shape}, expected ({len(times)}, H, W)"
             )
         check_shape(values.shape, spec, path)
-        check_range(values, var, path)
+        if spec.reader_options.out_of_range == "fail":
+            check_range(values, var, path)
+    if spec.reader_options.out_of_range == "mask":
+        data, counts = dict(frames.data), {}
+        for var in spec.variables:
+            data[var.name], counts[var.name] = mask_out_of_range(np.asarray(data[var.name]), var)
+            if counts[var.name].any():
+                log.info("%s: %s: %d values outside %s masked", path, var.name,
+                         int(counts[var.name].sum()), list(var.valid_range))  # fmt: skip
+        frames = replace(frames, data=data, qc_masked=counts)
     return frames

@@ -8,21 +8,40 @@ the variable's ``grid_mapping`` variable (``pyproj.CRS.from_cf``) and is compare
 catalog's; 1-D ``longitude``/``latitude`` coords without a grid mapping are taken as geographic.
 The file's x/y coordinates (km are taken to m) must equal the catalog grid's pixel centres; a
 grid stored south-up is flipped to the catalog's ``y_origin`` (said in the ``conversion`` attr).
-Units are read from the variable's ``units`` attr (:data:`CF_UNITS`); unknown units are an error.
-Times are decoded by xarray and taken as UTC: the datetime coordinate along the variable's one
-non-spatial dim (``time``, or ``valid_time`` as in new CDS ERA5 files), a scalar datetime
-coordinate, or ``reader_options.time_coord``. A file may hold several times.
+Units are read from the variable's ``units`` attr (:data:`CF_UNITS`; ``reader_options.units``
+overrides it); unknown units are an error. Times (:func:`frame_times`): the datetime coordinate
+along the variable's one non-spatial dim (``time``, or ``valid_time`` as in new CDS ERA5 files),
+a scalar datetime coordinate, a datetime data variable (e.g. a 0-d ``valid_time`` in seconds since
+1970; ``reader_options.time_variable`` names it), or the file name (``time_source``); taken as
+UTC. A file may hold several times.
+
+Reader options (``docs/readers.md``): the value options shared with GRIB (:data:`VALUE_OPTIONS`:
+``units``, ``scale``/``offset``, ``nodata``/``undetect`` sentinels, ``accumulation_minutes``
+for ``kg m-2``/``mm`` over N minutes → ``mm/h``, ``longitude: wrap_180`` for 0..360 grids,
+``zr_a``/``zr_b``), ``time_source``/``time_variable`` and ``coverage_variable`` (a variable
+whose 0 / missing cells are outside the instrument's range → NaN, for files writing 0 there).
+Satellite precipitation products in CF-netCDF (e.g. NWC SAF CRR: ``crr`` in mm/h on ``nx``/
+``ny`` metres of a ``geos`` projection, time in the file name) read the same way.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyproj
 import xarray as xr
 
+from data_catalog.catalog import parse_time
 from data_catalog.spec import SourceSpec
-from pipelines.readers import READERS
-from pipelines.readers.base import Frames, check_crs, convert_units, local_copy
+from pipelines.readers import register_reader
+from pipelines.readers.base import (
+    Frames,
+    check_crs,
+    check_name_time,
+    decode_values,
+    local_copy,
+    native_io,
+)
 
 #: CF ``units`` strings -> (catalog units, factor to multiply by).
 CF_UNITS: dict[str, tuple[str, float]] = {
@@ -98,36 +117,120 @@ def _is_time(coord: xr.DataArray) -> bool:
     return bool(np.issubdtype(coord.dtype, np.datetime64))
 
 
-def _time_coord(da: xr.DataArray, tdims: list[str], spec: SourceSpec, path: str) -> str:
-    """Name of the datetime coordinate giving ``da``'s frame times.
+def _time_candidates(ds: xr.Dataset, da: xr.DataArray, tdims: list[str]) -> list[str]:
+    """Datetime coordinates of ``da`` along its time dim (or scalar), else such data variables."""
+    shape = (tdims[0],) if tdims else ()
+    for pool in (da.coords, ds.data_vars):
+        names = [str(n) for n in pool if pool[n].dims == shape and _is_time(pool[n])]
+        if names:
+            return names
+    return []
 
-    ``reader_options.time_coord`` names it; otherwise it is the datetime coordinate along the
-    one non-spatial dim (``time``, ``valid_time``...), or the one scalar datetime coordinate.
+
+def frame_times(
+    ds: xr.Dataset, da: xr.DataArray, tdims: list[str], spec: SourceSpec, path: str
+) -> tuple[np.ndarray, str]:
+    """Frame times of ``da`` (``datetime64[ns]``, shape ``(T,)``) and where they came from
+    (``""`` for a coordinate, the usual case, else a note for the ``conversion`` attr).
+
+    ``reader_options.time_source`` decides (:data:`data_catalog.spec.TIME_SOURCES`):
+    ``content`` reads ``reader_options.time_variable`` (a coordinate or a data variable, e.g. a
+    0-d ``valid_time`` in seconds since 1970, decoded by its CF ``units``) or, unset, the one
+    datetime coordinate along the non-spatial dim (``time``, ``valid_time``...) or scalar, or
+    failing that the one such datetime data variable; ``file_name`` parses the path pattern's
+    time codes (one frame); ``auto`` (default) is ``content`` when the file has a time, else the
+    file name. A one-frame file's content time is checked against its name.
     """
-    wanted = spec.reader_options.get("time_coord")
-    if wanted is not None:
-        if wanted not in da.coords or not _is_time(da.coords[wanted]):
-            raise ValueError(f"{path}: no datetime coordinate {wanted!r} (reader_options)")
-        return str(wanted)
-    if tdims:
-        shape = (tdims[0],)
-        names = [str(c) for c in da.coords if da.coords[c].dims == shape and _is_time(da.coords[c])]
-    else:
-        names = [str(c) for c in da.coords if da.coords[c].ndim == 0 and _is_time(da.coords[c])]
-    if len(names) != 1:
+    options = spec.reader_options
+    n_frames = da.sizes[tdims[0]] if tdims else 1
+    named = parse_time(spec.path, path)
+    if options.time_source != "file_name":
+        name = options.time_variable
+        if name is not None:
+            if name not in ds.variables:
+                raise ValueError(
+                    f"{path}: no variable {name!r} (reader_options.time_variable); has "
+                    f"{sorted(map(str, ds.variables))}"
+                )
+            if not _is_time(ds[name]):
+                raise ValueError(
+                    f"{path}: variable {name!r} (reader_options.time_variable) is not a time: "
+                    f"units {ds[name].attrs.get('units', '<none>')!r}, want CF units such as "
+                    "'seconds since 1970-01-01'"
+                )
+            if ds[name].size != n_frames:
+                raise ValueError(
+                    f"{path}: time variable {name!r} has {ds[name].size} values for "
+                    f"{n_frames} frame(s) of {da.name!r}"
+                )
+            found = [str(name)]
+        else:
+            found = _time_candidates(ds, da, tdims)
+        if len(found) > 1:
+            raise ValueError(
+                f"{path}: variable {da.name!r} has several datetime variables {found}; set "
+                "reader_options.time_variable to one"
+            )
+        if found:
+            times = np.atleast_1d(ds[found[0]].values).astype("datetime64[ns]")
+            if n_frames == 1:
+                check_name_time(pd.Timestamp(times[0]), spec, path)
+            from_coord = found[0] in da.coords
+            return times, "" if from_coord else f"time from data variable {found[0]!r}"
+        if options.time_source == "content" or named is None:
+            raise ValueError(
+                f"{path}: variable {da.name!r} has no datetime coordinate "
+                f"{'along ' + repr(tdims[0]) if tdims else '(scalar)'} nor a datetime data "
+                "variable, and the path pattern gives no time; set reader_options.time_variable"
+            )
+    if named is None:
         raise ValueError(
-            f"{path}: variable {da.name!r} needs exactly one datetime coordinate "
-            f"{'along ' + repr(tdims[0]) if tdims else '(scalar)'}, found {names}; set "
-            "reader_options.time_coord"
+            f"{path}: reader_options.time_source is 'file_name' but the path pattern "
+            f"{spec.path!r} carries no time codes"
         )
-    return names[0]
+    if n_frames != 1:
+        raise ValueError(
+            f"{path}: the file name gives one time but {da.name!r} has {n_frames} frames"
+        )
+    return np.array([named.to_datetime64()], dtype="datetime64[ns]"), "time from the file name"
+
+
+def wrap_longitudes(da: xr.DataArray, xdim: str, path: str) -> xr.DataArray:
+    """``da`` with 0..360 longitudes along ``xdim`` taken to -180..180 and its columns
+    reordered so that longitude increases (``reader_options.longitude: wrap_180``)."""
+    coord = _coord(da, xdim)
+    if coord is None:
+        raise ValueError(f"{path}: longitude wrap_180 needs longitude values along {xdim!r}")
+    lon = (coord.values.astype(np.float64) + 180.0) % 360.0 - 180.0
+    order = np.argsort(lon, kind="stable")
+    return da.isel({xdim: order}).assign_coords({xdim: (xdim, lon[order], coord.attrs)})
+
+
+def _outside_coverage(ds: xr.Dataset, da: xr.DataArray, name: str, path: str) -> xr.DataArray:
+    """True where ``reader_options.coverage_variable`` is 0, false or missing, as ``da``."""
+    if name not in ds.variables:
+        raise ValueError(
+            f"{path}: no coverage variable {name!r} (reader_options.coverage_variable); has "
+            f"{sorted(map(str, ds.data_vars))}"
+        )
+    cov = ds[name]
+    extra = [d for d in cov.dims if d not in da.dims]
+    if extra:
+        raise ValueError(
+            f"{path}: coverage variable {name!r} has dims {cov.dims} not all in {da.dims}"
+        )
+    outside = cov.isnull() | (cov == 0)
+    return outside.broadcast_like(da).transpose(*da.dims)
 
 
 def frames_from_dataarrays(ds: xr.Dataset, spec: SourceSpec, path: str) -> Frames:
     """Frames from the ``source`` variables of an open dataset (shared with the GRIB reader).
 
-    Each variable needs two spatial dims and at most one other dim carrying the times.
+    Each variable needs two spatial dims and at most one other dim carrying the times. The
+    shared value options (``units``, ``scale``/``offset``, ``nodata``/``undetect``,
+    ``accumulation_minutes``) go through :func:`pipelines.readers.base.decode_values`.
     """
+    options = spec.reader_options
     data, notes, times = {}, {}, None
     for var in spec.variables:
         if var.source not in ds.data_vars:
@@ -143,25 +246,39 @@ def frames_from_dataarrays(ds: xr.Dataset, spec: SourceSpec, path: str) -> Frame
                 f"{path}: variable {var.source!r} has dims {da.dims}; expected one time dim "
                 "and two spatial dims (select the others first)"
             )
-        time_name = _time_coord(da, tdims, spec, path)
-        frame_times = np.atleast_1d(da.coords[time_name].values).astype("datetime64[ns]")
-        if not tdims:  # one time as a scalar coordinate
-            da = da.drop_vars(time_name).expand_dims("_time")
+        frame_time, time_note = frame_times(ds, da, tdims, spec, path)
+        steps = [time_note] if time_note else []
+        outside = None
+        if options.coverage_variable is not None:
+            outside = _outside_coverage(ds, da, options.coverage_variable, path)
+        if options.longitude == "wrap_180":
+            da = wrap_longitudes(da, xdim, path)
+            if outside is not None:  # same coords, so the same column order
+                outside = wrap_longitudes(outside, xdim, path)
+            steps.append("longitudes wrapped to -180..180")
+        if not tdims:  # one time: add a leading frame dim
+            da = da.expand_dims("_time")
+            outside = None if outside is None else outside.expand_dims("_time")
             tdims = ["_time"]
         da = da.transpose(tdims[0], ydim, xdim)
-        if times is not None and not np.array_equal(times, frame_times):
+        if times is not None and not np.array_equal(times, frame_time):
             raise ValueError(f"{path}: variables have different times")
-        times = frame_times
+        times = frame_time
         note = _check_coords(ds, da, xdim, ydim, spec, path)
-        units, factor = physical_units(da.attrs.get("units", "<none>"), path, var.source)
-        values = da.values.astype(np.float64) * factor
+        file_units = options.units or da.attrs.get("units", "<none>")
+        units, factor = physical_units(file_units, path, var.source)
+        raw = da.values
         if note.startswith("flipped"):
-            values = values[:, ::-1, :]  # (T, H, W) rows reversed to the catalog's y order
-        converted, conv = convert_units(values, units, var, path, spec.reader_options)
+            raw = raw[:, ::-1, :]  # (T, H, W) rows reversed to the catalog's y order
+        converted, conv = decode_values(raw, units, var, path, options, factor=factor)
+        if outside is not None:
+            mask = outside.transpose(tdims[0], ydim, xdim).values
+            converted[mask[:, ::-1, :] if note.startswith("flipped") else mask] = np.nan
+            steps.append(f"outside coverage ({options.coverage_variable!r} = 0) -> NaN")
         data[var.name] = converted
-        notes[var.name] = "; ".join(
-            p for p in (note, f"x {factor:g}" if factor != 1 else "", conv) if p
-        )
+        if options.units:
+            steps.append(f"units {options.units!r} (reader_options)")
+        notes[var.name] = "; ".join(p for p in (*steps, note, conv) if p)
     return Frames(path, times, data, notes)
 
 
@@ -194,7 +311,14 @@ def _check_coords(
     y = da.coords[ydim].values.astype(float) * scale
     tol = 0.01 * min(grid.pixel_size)
     if not np.allclose(x, grid.x_coords(), atol=tol):
-        raise ValueError(f"{path}: x coordinates differ from the grid of source {spec.name!r}")
+        hint = ""
+        if grid.is_geographic and spec.reader_options.longitude == "as_stored":
+            wrapped = np.sort((x + 180.0) % 360.0 - 180.0)
+            if wrapped.shape == grid.x_coords().shape and np.allclose(wrapped, grid.x_coords()):
+                hint = " (0..360 longitudes: set reader_options.longitude: wrap_180)"
+        raise ValueError(
+            f"{path}: x coordinates differ from the grid of source {spec.name!r}{hint}"
+        )
     if np.allclose(y, grid.y_coords(), atol=tol):
         return ""
     if np.allclose(y[::-1], grid.y_coords(), atol=tol):
@@ -202,18 +326,29 @@ def _check_coords(
     raise ValueError(f"{path}: y coordinates differ from the grid of source {spec.name!r}")
 
 
-@READERS.register("cf-netcdf")
+#: The generic value options, shared with the GRIB reader.
+VALUE_OPTIONS = ("units", "scale", "offset", "nodata", "undetect", "accumulation_minutes",
+                 "longitude", "zr_a", "zr_b", "undetect_dbz")  # fmt: skip
+
+
+@register_reader(
+    "cf-netcdf", options=("time_source", "time_variable", "coverage_variable", *VALUE_OPTIONS)
+)
 def read_cf_netcdf(path: str, spec: SourceSpec) -> Frames:
     """Read the catalog variables of one CF-netCDF file (see the module docstring)."""
     local = local_copy(path)
-    try:
-        ds = xr.open_dataset(local, engine="netcdf4", decode_timedelta=False)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise ValueError(
-            f"{path}: not a readable netCDF file (corrupt or truncated?): {error}"
-        ) from None
-    with ds:
+    with native_io():  # netCDF-C/HDF5 are not thread-safe: open + decode under the lock
         try:
-            return frames_from_dataarrays(ds.load(), spec, path)
-        except (OSError, RuntimeError) as error:
-            raise ValueError(f"{path}: unreadable data (corrupt or truncated?): {error}") from None
+            ds = xr.open_dataset(local, engine="netcdf4", decode_timedelta=False)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"{path}: not a readable netCDF file (corrupt or truncated?): {error}"
+            ) from None
+        with ds:
+            try:
+                loaded = ds.load()
+            except (OSError, RuntimeError) as error:
+                raise ValueError(
+                    f"{path}: unreadable data (corrupt or truncated?): {error}"
+                ) from None
+    return frames_from_dataarrays(loaded, spec, path)

@@ -22,7 +22,7 @@ import pandas as pd
 import pyproj
 
 from data_catalog.spec import SourceSpec
-from pipelines.readers import READERS
+from pipelines.readers import register_reader
 from pipelines.readers.base import (
     Frames,
     check_crs,
@@ -92,7 +92,7 @@ def header_crs(header: dict[str, list[str]], path: str) -> str:
     return f"+proj=stere +lon_0={lon0:g} +lat_0={lat0:g} +lat_ts={lat_ts:g} {_SPHERE_AND_ORIGIN}"
 
 
-@READERS.register("fmi-pgm")
+@register_reader("fmi-pgm", options=("zr_a", "zr_b"))
 def read_fmi_pgm(path: str, spec: SourceSpec) -> Frames:
     """Read one FMI PGM(.gz) composite into one frame (see the module docstring)."""
     raw = read_bytes(path)

@@ -14,6 +14,13 @@ centres (this checks the projection, the earth shape and the grid at once). Eith
 stored south-up are flipped to the catalog's order (said in the ``conversion`` attr). GRIB
 missing values become NaN (cfgrib). Units come from the GRIB ``units`` and must be known
 (:data:`pipelines.readers.cf_netcdf.CF_UNITS`; e.g. ``kg m**-2 s**-1`` → mm/h x 3600).
+
+A field of a local (centre-specific) parameter table is named ``unknown`` by ecCodes, with units
+``unknown``: its catalog ``source`` is ``unknown`` (select the message with ``filter_by_keys``,
+e.g. ``{parameterNumber: 195}``) and ``reader_options`` state what the table says: ``units``,
+``scale``/``offset``, ``nodata``/``undetect`` sentinels (e.g. ``nodata: [-3]`` for "no
+coverage"). ``longitude: wrap_180`` takes a 0..360 ``regular_ll`` grid to -180..180 (columns
+reordered) to match a catalog grid written in -180..180.
 """
 
 from __future__ import annotations
@@ -25,25 +32,29 @@ import pyproj  # load PROJ before cfgrib loads ecCodes (the eccodes wheel bundle
 import xarray as xr
 
 from data_catalog.spec import SourceSpec
-from pipelines.readers import READERS
-from pipelines.readers.base import Frames, local_copy
-from pipelines.readers.cf_netcdf import frames_from_dataarrays
+from pipelines.readers import register_reader
+from pipelines.readers.base import Frames, local_copy, native_io
+from pipelines.readers.cf_netcdf import VALUE_OPTIONS, frames_from_dataarrays
 
 GEOGRAPHIC_GRIDS = ("regular_ll",)
 
 
 def _open(path: str, spec: SourceSpec) -> xr.Dataset:
     local = local_copy(path)
-    kwargs = {"indexpath": ""}
-    if "filter_by_keys" in spec.reader_options:
-        kwargs["filter_by_keys"] = dict(spec.reader_options["filter_by_keys"])
+    kwargs: dict = {"indexpath": ""}
+    if spec.reader_options.filter_by_keys is not None:
+        kwargs["filter_by_keys"] = dict(spec.reader_options.filter_by_keys)
     try:
-        ds = xr.open_dataset(local, engine="cfgrib", backend_kwargs=kwargs, decode_timedelta=True)
-        return ds.load()
+        with native_io():  # ecCodes is not thread-safe: open + decode under the lock
+            ds = xr.open_dataset(
+                local, engine="cfgrib", backend_kwargs=kwargs, decode_timedelta=True
+            )
+            with ds:
+                return ds.load()
     except Exception as error:  # cfgrib/ecCodes raise many types for a bad file
         raise ValueError(
             f"{path}: not a readable GRIB file (corrupt or truncated?): {error}"
-        ) from None
+        ) from error
 
 
 def _align_projected(ds: xr.Dataset, spec: SourceSpec, grid_type: str, path: str) -> tuple:
@@ -75,7 +86,7 @@ def _align_projected(ds: xr.Dataset, spec: SourceSpec, grid_type: str, path: str
     )
 
 
-@READERS.register("grib")
+@register_reader("grib", options=("filter_by_keys", *VALUE_OPTIONS))
 def read_grib(path: str, spec: SourceSpec) -> Frames:
     """Read the catalog variables of one GRIB file (see the module docstring)."""
     ds = _open(path, spec)

@@ -19,12 +19,13 @@ Variable ``source``: ``ACRR`` (accumulation; ``mm/h`` multiplies by 60 / period 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from data_catalog.spec import SourceSpec
-from pipelines.readers import READERS
+from pipelines.readers import register_reader
 from pipelines.readers.base import (
     Frames,
     check_crs,
@@ -67,11 +68,10 @@ def metres_proj4(proj4: str, km: bool) -> str:
     return re.sub(r"\+(a|b)=([\d.]+)", scale, proj4).replace(" y_0=", " +y_0=")
 
 
-@READERS.register("knmi-hdf5")
+@register_reader("knmi-hdf5", options=("accumulation_minutes", "zr_a", "zr_b"))
 def read_knmi_hdf5(path: str, spec: SourceSpec) -> Frames:
     """Read one KNMI HDF5 composite into one frame (see the module docstring)."""
-    h5 = open_hdf5(path)
-    with h5:
+    with open_hdf5(path) as h5:
         try:
             image = h5["image1"]
             pv = image["image_data"][...]
@@ -117,13 +117,13 @@ def read_knmi_hdf5(path: str, spec: SourceSpec) -> Frames:
     check_extent((col0 * size_x * to_m, (col0 + nx) * size_x * to_m, *ys), spec, path)
     decoded = np.where(np.isin(pv, nodata), np.nan, gain * pv.astype(np.float64) + offset)
     minutes = (end - start) / pd.Timedelta(minutes=1)
-    options = dict(spec.reader_options)
-    if "accumulation_minutes" in options and float(options["accumulation_minutes"]) != minutes:
+    given = spec.reader_options.accumulation_minutes
+    if given is not None and float(given) != minutes:
         raise ValueError(
             f"{path}: accumulation period {minutes:g} min (from {start} to {end}) != "
-            f"reader_options.accumulation_minutes {options['accumulation_minutes']}"
+            f"reader_options.accumulation_minutes {given}"
         )
-    options["accumulation_minutes"] = minutes
+    options = replace(spec.reader_options, accumulation_minutes=minutes)
     data, notes = {}, {}
     for var in spec.variables:
         if var.source != quantity:

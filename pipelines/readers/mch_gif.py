@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from data_catalog.catalog import parse_time
 from data_catalog.spec import SourceSpec
-from pipelines.readers import READERS
+from pipelines.readers import register_reader
 from pipelines.readers.base import Frames, check_shape, convert_units, read_bytes
 
 NODATA_DN = 255
@@ -43,7 +43,7 @@ def decode_dn(path: str) -> np.ndarray:
         raise ValueError(f"{path}: not a readable GIF (corrupt or truncated?): {error}") from None
 
 
-@READERS.register("mch-gif")
+@register_reader("mch-gif", options=("accumulation_minutes",))
 def read_mch_gif(path: str, spec: SourceSpec) -> Frames:
     """Read one AQC GIF into one frame (see the module docstring)."""
     time = parse_time(spec.path, path)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from data_catalog.spec import SourceSpec
-from pipelines.readers import READERS
+from pipelines.readers import register_reader
 from pipelines.readers.base import Frames, check_shape, convert_units, read_bytes
 
 CHANNELS = {"pickups": 0}
@@ -35,11 +35,11 @@ def _channel(source: str, n_channels: int, path: str) -> int:
     return index
 
 
-@READERS.register("nyc-taxi-npz")
+@register_reader("nyc-taxi-npz", options=("key", "start_times"))
 def read_nyc_taxi_npz(path: str, spec: SourceSpec) -> Frames:
     """Read one NYC taxi volume ``.npz`` into ``T`` frames (see the module docstring)."""
-    key = str(spec.reader_options.get("key", "volume"))
-    starts = dict(spec.reader_options.get("start_times", {}))
+    key = spec.reader_options.key or "volume"
+    starts = dict(spec.reader_options.start_times or ())
     name = path.rstrip("/").rsplit("/", 1)[-1]
     if name not in starts:
         raise ValueError(

@@ -25,15 +25,17 @@ inheritance above the dataset and does not check the grid.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import h5py
 import numpy as np
 import pandas as pd
 import pyproj
 
-from data_catalog.spec import SourceSpec
-from pipelines.readers import READERS
+from data_catalog.spec import ReaderOptions, SourceSpec
+from pipelines.readers import register_reader
 from pipelines.readers.base import (
+    DEFAULT_UNDETECT_DBZ,
     Frames,
     check_crs,
     check_extent,
@@ -52,7 +54,6 @@ QUANTITY_UNITS = {
     "TH": "dBZ",
     "TV": "dBZ",
 }
-DEFAULT_UNDETECT_DBZ = -30.0  # pysteps' value for "no echo" reflectivity
 
 
 def _text(value: object) -> str:
@@ -105,7 +106,9 @@ def _find_quantity(h5: h5py.File, quantity: str, path: str, dataset: str | None)
     return found[0]
 
 
-def _decode(h5: h5py.File, group: str, quantity: str, options: Mapping, path: str) -> np.ndarray:
+def _decode(
+    h5: h5py.File, group: str, quantity: str, options: ReaderOptions, path: str
+) -> np.ndarray:
     """Physical values ``(H, W)`` float64 of ``group`` (gain/offset/nodata/undetect applied)."""
     ds_name = group.split("/")[0]
     levels = [_attrs(h5, f"{group}/what"), _attrs(h5, f"{ds_name}/what"), _attrs(h5, "what")]
@@ -122,7 +125,7 @@ def _decode(h5: h5py.File, group: str, quantity: str, options: Mapping, path: st
     if undetect is not None:
         undetect_mask = raw == np.asarray(undetect).astype(raw.dtype)
         fill = (
-            float(options.get("undetect_dbz", DEFAULT_UNDETECT_DBZ))
+            (DEFAULT_UNDETECT_DBZ if options.undetect_dbz is None else float(options.undetect_dbz))
             if QUANTITY_UNITS[quantity] == "dBZ"
             else 0.0
         )
@@ -133,12 +136,13 @@ def _decode(h5: h5py.File, group: str, quantity: str, options: Mapping, path: st
     return values
 
 
-@READERS.register("odim-h5")
+@register_reader(
+    "odim-h5", options=("accumulation_minutes", "zr_a", "zr_b", "undetect_dbz", "dataset")
+)
 def read_odim_h5(path: str, spec: SourceSpec) -> Frames:
     """Read one ODIM_H5 Cartesian file into one frame (see the module docstring)."""
-    h5 = open_hdf5(path)
-    options = dict(spec.reader_options)
-    with h5:
+    options = spec.reader_options
+    with open_hdf5(path) as h5:
         conventions = _text(h5.attrs.get("Conventions", b""))
         if not conventions.startswith("ODIM_H5"):
             raise ValueError(f"{path}: not ODIM_H5 (Conventions = {conventions!r})")
@@ -154,7 +158,7 @@ def read_odim_h5(path: str, spec: SourceSpec) -> Frames:
                     f"{path}: unknown units for ODIM quantity {quantity!r}; known: "
                     f"{sorted(QUANTITY_UNITS)}"
                 )
-            group = _find_quantity(h5, quantity, path, options.get("dataset"))
+            group = _find_quantity(h5, quantity, path, options.dataset)
             ds_name = group.split("/")[0]
             where = [_attrs(h5, f"{ds_name}/where"), _attrs(h5, "where")]
             projdef = _lookup(where, "projdef")
@@ -163,15 +167,15 @@ def read_odim_h5(path: str, spec: SourceSpec) -> Frames:
             values = _decode(h5, group, quantity, options, path)
             check_shape(values.shape, spec, path)
             _check_geometry(where, _text(projdef), values.shape, spec, path)
-            opts = dict(options)
-            if quantity == "ACRR" and "accumulation_minutes" not in opts:
+            opts = options
+            if quantity == "ACRR" and opts.accumulation_minutes is None:
                 ds_what = _attrs(h5, f"{ds_name}/what")
                 keys = ("startdate", "starttime", "enddate", "endtime")
                 if not all(k in ds_what for k in keys):
                     raise ValueError(f"{path}: ACRR without start/end times in {ds_name}/what")
                 start = _time(ds_what["startdate"], ds_what["starttime"], path, "start")
                 end = _time(ds_what["enddate"], ds_what["endtime"], path, "end")
-                opts["accumulation_minutes"] = (end - start) / pd.Timedelta(minutes=1)
+                opts = replace(opts, accumulation_minutes=(end - start) / pd.Timedelta(minutes=1))
             converted, note = convert_units(values, QUANTITY_UNITS[quantity], var, path, opts)
             if QUANTITY_UNITS[quantity] == "dBZ" and var.units != "dBZ":
                 undetect = _lookup([_attrs(h5, f"{group}/what"), _attrs(h5, f"{ds_name}/what"),

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from data_catalog.spec import SourceSpec
-from pipelines.readers import READERS
+from pipelines.readers import register_reader
 from pipelines.readers.base import Frames, check_shape, convert_units, open_hdf5
 
 CHANNELS = {"inflow": 0, "outflow": 1}
@@ -39,7 +39,7 @@ def slot_times(dates: np.ndarray, slots_per_day: int, path: str) -> np.ndarray:
     return pd.DatetimeIndex(out).to_numpy("datetime64[ns]")
 
 
-@READERS.register("taxibj-h5")
+@register_reader("taxibj-h5", options=("slots_per_day",))
 def read_taxibj_h5(path: str, spec: SourceSpec) -> Frames:
     """Read one TaxiBJ HDF5 file into ``N`` frames (see the module docstring)."""
     with open_hdf5(path) as h5:
@@ -50,7 +50,7 @@ def read_taxibj_h5(path: str, spec: SourceSpec) -> Frames:
     if cube.ndim != 4 or cube.shape[0] != len(dates):
         raise ValueError(f"{path}: data has shape {cube.shape}, expected (N={len(dates)}, 2, H, W)")
     check_shape(cube.shape, spec, path)
-    times = slot_times(dates, int(spec.reader_options.get("slots_per_day", 48)), path)
+    times = slot_times(dates, spec.reader_options.slots_per_day or 48, path)
     data, notes = {}, {}
     for var in spec.variables:
         if var.source not in CHANNELS:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,51 +238,3 @@ def figure_stem(forecast: xr.Dataset, variable: str) -> str:
     """``<source>_<variable>_<init %Y%m%dT%H%MZ>``."""
     init = pd.Timestamp(forecast["init_time"].values).strftime("%Y%m%dT%H%MZ")
     return f"{forecast.attrs.get('source_name', 'forecast')}_{variable}_{init}"
-
-
-def render_run(
-    forecast: xr.Dataset,
-    observed: xr.DataArray | None,
-    out_dir: str | os.PathLike[str],
-    *,
-    n_panels: int = 4,
-    variables: Sequence[str] | None = None,
-    animate: bool = True,
-    lap: Callable[[str], None] | None = None,
-) -> tuple[str, ...]:
-    """PNG map (and GIF over lead times) per variable (default: all) of one forecast.
-
-    ``lap``, if given, is called with ``"render_png"`` after each map and ``"render_gif"`` after
-    each animation (the caller's stage timer).
-
-    Returns
-    -------
-    tuple of str
-        Written paths: ``<stem>.png`` and ``<stem>.gif`` per variable (see :func:`figure_stem`).
-    """
-    from pipelines.render.animation import animate_forecast
-
-    out = Path(out_dir)
-    written: list[str] = []
-    names = list(variables) if variables is not None else forecast_variables(forecast)
-    for name in names:
-        stem = figure_stem(forecast, name)
-        written.append(
-            str(
-                render_forecast_map(
-                    forecast,
-                    out / f"{stem}.png",
-                    variable=name,
-                    observed=observed,
-                    n_panels=n_panels,
-                )
-            )
-        )
-        if lap is not None:
-            lap("render_png")
-        if animate:
-            gif = animate_forecast(forecast, out / f"{stem}.gif", variable=name, observed=observed)
-            written.append(str(gif))
-            if lap is not None:
-                lap("render_gif")
-    return tuple(written)

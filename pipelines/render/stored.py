@@ -21,7 +21,8 @@ import xarray as xr
 from data_catalog.paths import DataDir
 from data_catalog.vocabulary import INIT_TIME, TIME
 from pipelines.forecast.store import COMPLETE, INPUT_TIME, open_forecast_store
-from pipelines.render.maps import render_run
+from pipelines.prepare import Preparation, prepare_frames
+from pipelines.render.run import render_run
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def stored_inputs(
     forecast: xr.Dataset, data_dir: str | os.PathLike[str] | None
 ) -> xr.DataArray | None:
     """Observed input frames ``(time, channel, y, x)`` of a stored forecast, or None."""
-    from pipelines.windows import prepare_frames
-
     source = forecast.attrs.get("source_name", "")
     store_path = DataDir.resolve(data_dir).store(source)
     preparation = forecast.attrs.get("input_preparation")
@@ -83,7 +82,9 @@ def stored_inputs(
         logger.warning("input times %s no longer in %s: forecast only", list(missing), store_path)
         return None
     # dims stay (time, channel, y, x) as in the observation store; the maps use the pixel grid
-    return prepare_frames(obs.sel({TIME: times}), json.loads(preparation)).load()
+    return prepare_frames(
+        obs.sel({TIME: times}), Preparation.from_dict(json.loads(preparation))
+    ).load()
 
 
 def render_stored(

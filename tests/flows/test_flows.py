@@ -78,14 +78,15 @@ def test_pipeline_writes_every_output_and_publishes_artifacts(
     assert "mse" in metrics
     # forecast: the last init time, 4 leads, in the forecast store, with a map
     fc = result.forecast
-    assert fc.init_time == LAST and len(fc.lead_times) == 4 and fc.index == 0
+    assert fc.init_time == LAST.tz_localize("UTC") and len(fc.lead_times) == 4 and fc.index == 0
     with xr.open_zarr(root / "forecasts" / f"{SOURCE}.zarr") as store:
         assert store.sizes["init_time"] == 1 and bool(store["forecast_complete"][0])
     [summary] = table(f"forecast-{SOURCE}")
-    assert summary["stale"] is False and summary["init_time"] == str(LAST)
+    assert summary["stale"] is False and summary["init_time"] == str(LAST.tz_localize("UTC"))
     assert any(Path(p).suffix == ".png" and Path(p).is_file() for p in fc.figures)
     link = latest_artifact(f"forecast-map-{SOURCE}").data  # "[name.png](file:///...png)"
-    assert f"({Path(fc.figures[0]).resolve().as_uri()})" in link or ".png)" in link
+    png = next(Path(p) for p in fc.figures if str(p).endswith(".png"))  # the published map
+    assert f"[{png.name}]({png.resolve().as_uri()})" in link
     # evaluate: SimVP and persistence on the same windows; persistence has skill 0 by definition
     skill = {row["method"]: row for row in result.skill}
     assert list(skill)[:2] == ["simvp", "persistence"]
@@ -141,7 +142,7 @@ def test_failed_ingest_reports_stale_inputs_and_does_not_poison_later_forecasts(
     # The forecast wanted at 00:00 runs from the newest inputs and says they are stale.
     wanted = LAST.to_pydatetime()
     stale = forecast(SOURCE, None, checkpoint, data, render=False, as_of=wanted)
-    assert stale.init_time == pd.Timestamp("2016-07-11 23:00")
+    assert stale.init_time == pd.Timestamp("2016-07-11 23:00", tz="UTC")
     [summary] = table(f"forecast-{SOURCE}")
     assert summary["stale"] is True and summary["input_age"] == "1:00:00"
     report = latest_artifact(f"forecast-inputs-{SOURCE}").data
@@ -155,12 +156,12 @@ def test_failed_ingest_reports_stale_inputs_and_does_not_poison_later_forecasts(
     # The next ingest succeeds: the next forecast is fresh again.
     ingest(SOURCE, data, start=datetime(2016, 7, 11, 23, 5), end=LAST.to_pydatetime())
     fresh = forecast(SOURCE, None, checkpoint, data, render=False, as_of=wanted)
-    assert fresh.init_time == LAST
+    assert fresh.init_time == LAST.tz_localize("UTC")
     [summary] = table(f"forecast-{SOURCE}")
     assert summary["stale"] is False
     with xr.open_zarr(tmp_path / "forecasts" / f"{SOURCE}.zarr") as store:
         written = store["init_time"].values[store["forecast_complete"].values]
-    assert list(pd.DatetimeIndex(written)) == [stale.init_time, LAST]
+    assert list(pd.DatetimeIndex(written).tz_localize("UTC")) == [stale.init_time, fresh.init_time]
 
 
 def test_ingest_rerun_is_idempotent(

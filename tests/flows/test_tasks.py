@@ -191,8 +191,8 @@ def test_forecast_task_calls_run_forecast(monkeypatch: pytest.MonkeyPatch) -> No
                 "checkpoint": "/c.pt",
                 "data_dir": "/d",
                 "lead_times": None,
-                "render": False,
                 "fallback": "none",
+                "as_of": None,
             },
         )
     ]
@@ -337,14 +337,14 @@ def test_skill_rows_hand_computed() -> None:
 def test_newest_observation_skips_empty_slots(tmp_path: Path) -> None:
     import xarray as xr
 
-    from flows.forecast import newest_observation
+    from pipelines.forecast.inputs import newest_observation
 
     times = pd.date_range("2016-07-11 23:00", periods=6, freq="5min")
     present = np.array([True, True, True, False, True, False])  # last slot: pre-allocated
     xr.Dataset({"frame_present": ("time", present)}, coords={"time": times}).to_zarr(
         tmp_path / "s.zarr", consolidated=True
     )
-    store = str(tmp_path / "s.zarr")
+    store = xr.open_zarr(tmp_path / "s.zarr")
     assert newest_observation(store, datetime(2016, 7, 12)) == datetime(2016, 7, 11, 23, 20)
     assert newest_observation(store, datetime(2016, 7, 11, 23, 17)) == datetime(2016, 7, 11, 23, 10)
     cet = timezone(timedelta(hours=1))  # 00:12 CET is 23:12 UTC
@@ -352,8 +352,6 @@ def test_newest_observation_skips_empty_slots(tmp_path: Path) -> None:
         2016, 7, 11, 23, 10
     )
     assert newest_observation(store, datetime(2016, 7, 11, 22)) is None
-    with pytest.raises(FileNotFoundError, match="run the ingest flow first"):
-        newest_observation(str(tmp_path / "missing.zarr"), datetime(2016, 7, 12))
 
 
 def test_input_age_and_fallback_note() -> None:

@@ -91,8 +91,8 @@ def obs_store(
 class FakeLoaded:
     """A stand-in for ``LoadedModel`` whose forecast is hand-computable.
 
-    Lead ``k`` (1-based) = last input frame + ``k`` (``predict`` is monkeypatched to
-    :func:`fake_predict`).
+    Lead ``k`` (1-based) = last input frame + ``k`` when wrapped with :func:`fake_predict` as
+    the predictor: ``SimVPMethod.from_loaded(FakeLoaded(), fake_predict)``.
     """
 
     def __init__(self, in_frames: int = 4, out_frames: int = 3, variables=("precipitation_rate",)):
@@ -120,6 +120,14 @@ def fake_predict(loaded, frames: np.ndarray, horizon: int) -> np.ndarray:
     last = frames[:, -1:]  # (1, 1, C, H, W)
     steps = np.arange(1, horizon + 1, dtype=np.float32)[None, :, None, None, None]
     return (last + steps).astype(np.float32)
+
+
+class RecordingPredictor(list):
+    """:func:`fake_predict` that records ``(frames, horizon)`` of every call (a list of them)."""
+
+    def __call__(self, loaded, frames: np.ndarray, horizon: int) -> np.ndarray:
+        self.append((frames.copy(), horizon))
+        return fake_predict(loaded, frames, horizon)
 
 
 def tiny_checkpoint(path: Path, *, in_frames: int = 4, out_frames: int = 3, shape=(32, 32)) -> Path:

@@ -98,3 +98,15 @@ def test_train_rejects_preset_with_other_shape(
     code = main(["train", "--source=moving-mnist", "--preset=tiny", f"--data-dir={tmp_path}"])
     assert code == 2
     assert "Moving MNIST needs 1×64×64" in capsys.readouterr().err
+
+
+def test_user_error_is_one_line_and_verbose_shows_the_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["train", "--source=moving-mnist", "--catalog=x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()] and "Traceback" not in err
+    assert main(["-v", "train", "--source=moving-mnist", "--catalog=x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ValueError" in err
+    assert err.rstrip().splitlines()[-1].startswith("nowcast train: error: --catalog")

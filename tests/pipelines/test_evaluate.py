@@ -225,7 +225,7 @@ def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -
 
 
 def test_evaluate_source_errors_name_the_problem(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no best.pt under"):
         evaluate_source("knmi-radar", data_dir=tmp_path)
     data_dir, checkpoint = _tiny_setup(tmp_path)
     with pytest.raises(ValueError, match="trained on 'knmi-radar'"):

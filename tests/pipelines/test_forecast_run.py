@@ -14,10 +14,17 @@ import pytest
 import xarray as xr
 
 from pipelines.cli import main
+from pipelines.forecast import inputs as forecast_inputs
 from pipelines.forecast import run as frun
-from pipelines.forecast.run import StaleInputError, default_checkpoint, run_forecast
+from pipelines.forecast.run import StaleInputError, run_forecast
 from pipelines.forecast.store import open_forecast_store
-from tests.pipelines.forecast_helpers import FakeLoaded, fake_predict, obs_store, tiny_checkpoint
+from pipelines.simvp_method import SimVPMethod, default_checkpoint
+from tests.pipelines.forecast_helpers import (
+    FakeLoaded,
+    RecordingPredictor,
+    obs_store,
+    tiny_checkpoint,
+)
 
 pytestmark = pytest.mark.timeout(60)
 SOURCE = "synthetic"
@@ -25,28 +32,20 @@ LAST = np.datetime64("2021-06-01T12:55")  # 12 frames from 12:00 every 5 min
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    """Hand-computable model: lead k = last input frame + k."""
-    calls = []
-
-    def recording_predict(loaded, frames, horizon):
-        calls.append((frames.copy(), horizon))
-        return fake_predict(loaded, frames, horizon)
-
-    monkeypatch.setattr(frun, "_predict", recording_predict)
-    return calls
+def fake():
+    """Hand-computable predictor (lead k = last input frame + k) recording its calls."""
+    return RecordingPredictor()
 
 
-def _run(data_dir, **kwargs):
-    kwargs.setdefault("checkpoint", FakeLoaded())
-    kwargs.setdefault("render", False)
+def _run(data_dir, predictor, **kwargs):
+    kwargs.setdefault("checkpoint", SimVPMethod.from_loaded(FakeLoaded(), predictor))
     return run_forecast(SOURCE, data_dir=data_dir, **kwargs)
 
 
 def test_forecast_values_provenance_and_grid(tmp_path, fake):
     store = obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
-    result = _run(tmp_path)
-    assert result.init_time == pd.Timestamp(LAST)  # default: the store's last time step
+    result = _run(tmp_path, fake)
+    assert result.init_time == pd.Timestamp(LAST, tz="UTC")  # default: the store's last time step
     assert list(result.lead_times) == [pd.Timedelta(minutes=m) for m in (5, 10, 15)]
     ((frames, horizon),) = fake
     assert horizon == 3 and frames.shape == (1, 4, 1, 32, 32)
@@ -83,10 +82,10 @@ def test_forecast_values_provenance_and_grid(tmp_path, fake):
 
 def test_rollout_lead_count_and_rerun_replaces(tmp_path, fake):
     obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
-    first = _run(tmp_path, init_time="2021-06-01T12:30", lead_times=7)
+    first = _run(tmp_path, fake, init_time="2021-06-01T12:30", lead_times=7)
     assert fake[-1][1] == 7 and len(first.lead_times) == 7
     assert first.lead_times[-1] == pd.Timedelta("35min")
-    again = _run(tmp_path, init_time="2021-06-01T12:30+00:00", lead_times=7)  # tz-aware = UTC
+    again = _run(tmp_path, fake, init_time="2021-06-01T12:30+00:00", lead_times=7)  # tz-aware = UTC
     assert again.index == first.index == 0
     assert open_forecast_store(first.store).sizes["init_time"] == 1
 
@@ -105,7 +104,7 @@ def test_rollout_lead_count_and_rerun_replaces(tmp_path, fake):
 def test_stale_or_missing_inputs_are_errors(tmp_path, fake, absent, init_time, message):
     obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=absent)
     with pytest.raises(StaleInputError, match=message):
-        _run(tmp_path, init_time=init_time)
+        _run(tmp_path, fake, init_time=init_time)
     assert not fake  # nothing predicted
     assert not (tmp_path / "forecasts").exists()
 
@@ -116,44 +115,46 @@ def test_all_nan_frame_marked_present_is_an_error(tmp_path, fake):
     ds["precipitation_rate"][10] = np.nan  # present but empty: not a usable input
     ds.to_zarr(path, mode="w")
     with pytest.raises(StaleInputError, match="all-NaN at 2021-06-01T12:50Z"):
-        _run(tmp_path)
-    result = _run(tmp_path, fallback="latest-complete")
-    assert result.init_time == pd.Timestamp("2021-06-01T12:45")  # window 12:30..12:45
+        _run(tmp_path, fake)
+    result = _run(tmp_path, fake, fallback="latest-complete")
+    assert result.init_time == pd.Timestamp("2021-06-01T12:45", tz="UTC")  # window 12:30..12:45
 
 
 def test_explicit_fallback_uses_latest_complete_window(tmp_path, fake, caplog):
     obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=(9,))
     with caplog.at_level(logging.WARNING, logger="pipelines.forecast.run"):
-        result = _run(tmp_path, fallback="latest-complete")
+        result = _run(tmp_path, fake, fallback="latest-complete")
     # windows ending 12:55 and 12:50 hold the absent 12:45 → 12:25..12:40
-    assert result.init_time == pd.Timestamp("2021-06-01T12:40")
+    assert result.init_time == pd.Timestamp("2021-06-01T12:40", tz="UTC")
     assert "input fallback" in caplog.text
     note = open_forecast_store(result.store)["fallback"].values[0]
     assert note.startswith("latest-complete: requested 2021-06-01T12:55Z (input frames absent")
     assert note.endswith("used 2021-06-01T12:40Z")
     # a stale init time falls back too, when asked
-    later = _run(tmp_path, init_time="2021-06-01T13:30", fallback="latest-complete")
-    assert later.init_time == pd.Timestamp("2021-06-01T12:40")
+    later = _run(tmp_path, fake, init_time="2021-06-01T13:30", fallback="latest-complete")
+    assert later.init_time == pd.Timestamp("2021-06-01T12:40", tz="UTC")
 
 
 def test_default_init_is_newest_present_frame_and_max_age(tmp_path, fake):
     # the store axis is padded beyond the newest frame (as ingest pads to whole chunks)
     obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", absent=(10, 11))
-    assert _run(tmp_path).init_time == pd.Timestamp("2021-06-01T12:45")
+    assert _run(tmp_path, fake).init_time == pd.Timestamp("2021-06-01T12:45", tz="UTC")
     with pytest.raises(
         StaleInputError, match="1 h 01 min before 2021-06-01T13:46Z: older than max_age 1 h 00 min"
     ):
         frun.select_inputs(
             xr.open_zarr(tmp_path / "stores" / f"{SOURCE}.zarr"), 4, max_age="1h",
-            now="2021-06-01T13:46",
+            as_of="2021-06-01T13:46",
         )  # fmt: skip
     selection = frun.select_inputs(
         xr.open_zarr(tmp_path / "stores" / f"{SOURCE}.zarr"),
         4,
         max_age="1h",
-        now="2021-06-01T13:45",
+        as_of="2021-06-01T13:45",
     )
-    assert list(selection.times) == list(pd.date_range("2021-06-01T12:30", periods=4, freq="5min"))
+    assert list(selection.times) == list(
+        pd.date_range("2021-06-01T12:30", periods=4, freq="5min", tz="UTC")
+    )
 
 
 def test_default_checkpoint_is_newest_best(tmp_path):
@@ -170,7 +171,7 @@ def test_default_checkpoint_is_newest_best(tmp_path):
 
 def test_geographic_source_uses_latitude_longitude(tmp_path, fake):
     obs_store(tmp_path / "stores" / f"{SOURCE}.zarr", crs=pyproj.CRS.from_epsg(4326), pixel=0.25)
-    ds = open_forecast_store(_run(tmp_path).store)
+    ds = open_forecast_store(_run(tmp_path, fake).store)
     assert ds["precipitation_rate"].dims == ("init_time", "lead_time", "latitude", "longitude")
     assert float(ds.latitude[1]) == 57.75 and float(ds.longitude[2]) == 6.5
 
@@ -225,8 +226,10 @@ def test_real_era5_sample_through_ingest(tmp_path, fake):
     loaded = FakeLoaded(variables=("air_temperature",))
     loaded.normalisation = Normalisation.identity(1)
     loaded.metadata.update(source=source, time_step="1h", crop=[0, 32, 0, 48])
-    result = run_forecast(source, data_dir=tmp_path, checkpoint=loaded, render=False)
-    assert result.init_time == pd.Timestamp("2019-03-10T05:00")
+    result = run_forecast(
+        source, data_dir=tmp_path, checkpoint=SimVPMethod.from_loaded(loaded, fake)
+    )
+    assert result.init_time == pd.Timestamp("2019-03-10T05:00", tz="UTC")
     ds = open_forecast_store(result.store)
     obs = xr.open_zarr(tmp_path / "stores" / f"{source}.zarr")
     field = ds["air_temperature"].isel(init_time=0)
@@ -250,12 +253,12 @@ def test_only_the_input_window_is_prepared(tmp_path, fake, monkeypatch):
     # whole store to pick T_in frames once tried to allocate 306 GiB.
     obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
     prepared_sizes = []
-    prepare = frun._prepare
+    prepare = forecast_inputs.prepare_frames
 
-    def recording_prepare(store_ds, metadata):
+    def recording_prepare(store_ds, preparation):
         prepared_sizes.append(store_ds.sizes["time"])
-        return prepare(store_ds, metadata)
+        return prepare(store_ds, preparation)
 
-    monkeypatch.setattr(frun, "_prepare", recording_prepare)
-    _run(tmp_path)
+    monkeypatch.setattr(forecast_inputs, "prepare_frames", recording_prepare)
+    _run(tmp_path, fake)
     assert prepared_sizes == [4]  # T_in of the checkpoint, not the 12 stored steps

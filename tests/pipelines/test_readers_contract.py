@@ -21,6 +21,7 @@ def test_registry_lists_every_format():
         "mch-gif",
         "nyc-taxi-npz",
         "odim-h5",
+        "radolan",
         "taxibj-h5",
     ]
     with pytest.raises(ValueError, match=r"unknown reader 'gif'; valid names: \['cf-netcdf'"):

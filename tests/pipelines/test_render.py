@@ -12,11 +12,12 @@ import pytest
 from PIL import Image
 
 from pipelines.cli import main
-from pipelines.forecast import run as frun
 from pipelines.forecast.run import run_forecast
 from pipelines.render import basemap, maps
 from pipelines.render.colours import COLOUR_SCALES, kind_for, scale_for
+from pipelines.render.run import render_forecast
 from pipelines.render.stored import load_stored_forecast, stored_inputs
+from pipelines.simvp_method import SimVPMethod
 from tests.pipelines.forecast_helpers import FakeLoaded, fake_predict, obs_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,9 +51,11 @@ def forecast_run(tmp_path_factory):
         warnings.simplefilter("error", cartopy.io.DownloadWarning)
         patch.setitem(cartopy.config, "data_dir", str(data_dir / "empty-cartopy-data"))
         patch.setitem(cartopy.config, "pre_existing_data_dir", "")
-        patch.setattr(frun, "_predict", fake_predict)
         patch.setattr(maps, "new_figure", recording_figure)
-        result = run_forecast(SOURCE, data_dir=data_dir, checkpoint=FakeLoaded(), render=True)
+        method = SimVPMethod.from_loaded(FakeLoaded(), fake_predict)
+        result = render_forecast(
+            run_forecast(SOURCE, data_dir=data_dir, checkpoint=method), data_dir
+        )
         yield data_dir, result, figures[0]
 
 

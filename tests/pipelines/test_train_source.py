@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pipelines import train_source as TS
-from pipelines.windows import SplitConfig
+from pipelines.prepare import KIND_DEFAULTS
+from pipelines.windows import SplitConfig, windows_from_metadata
 from simvp_model.checkpoint import load_checkpoint
 from tests.pipelines.test_windows import synthetic_catalog, write_store
 
@@ -29,7 +30,10 @@ def test_hardware_defaults_cover_every_kind():
         cpu = TS.HARDWARE_DEFAULTS.get(kind).pick(cuda=False)
         gpu = TS.HARDWARE_DEFAULTS.get(kind).pick(cuda=True)
         assert cpu.preset and gpu.preset
-    assert TS.HARDWARE_DEFAULTS.get("radar").pick(False).coarsen == 8
+    # CPU radar uses the kind's coarsening (one place: KIND_DEFAULTS); the GPU choice overrides it
+    assert TS.HARDWARE_DEFAULTS.get("radar").pick(False).coarsen is None
+    assert KIND_DEFAULTS.get("radar").coarsen == 8
+    assert TS.HARDWARE_DEFAULTS.get("radar").pick(True).coarsen == 4
 
 
 def test_train_source_end_to_end(tmp_path):
@@ -61,6 +65,16 @@ def test_train_source_end_to_end(tmp_path):
     assert loaded.normalisation.transform == "dbr"
     assert {"mse", "mae", "persistence_mse", "persistence_mae"} <= set(result.metrics)
     assert meta["baselines"]["persistence"]["mse"] == result.metrics["persistence_mse"]
+    # The persistence score, recomputed by hand on the test windows rebuilt from the metadata
+    # (literature MSE: per-frame sum over C*H*W of squared physical errors, mean over frames).
+    test = windows_from_metadata(meta, catalog=synthetic_catalog()).test
+    pairs = [test[i] for i in range(len(test))]
+    x = torch.stack([p[0] for p in pairs])  # (N, T_in, C, H, W) normalised
+    y = torch.stack([p[1] for p in pairs])  # (N, T_out, C, H, W)
+    last = x[:, -1:].expand_as(y)  # persistence
+    error = loaded.normalisation.decode(last).double() - loaded.normalisation.decode(y).double()
+    by_hand = float((error**2).sum(dim=(2, 3, 4)).mean())
+    assert meta["baselines"]["persistence"]["mse"] == pytest.approx(by_hand, rel=1e-4)
 
 
 def test_persistence_repeats_the_last_input_frame():

@@ -11,6 +11,7 @@ import zarr
 from pipelines.ingest import ingest_source, store_digest
 from pipelines.ingest import store as st
 from pipelines.ingest.synthetic import field, read_npy, synthetic_spec, write_files
+from pipelines.zarr_transaction import StoreBusyError
 
 pytestmark = pytest.mark.timeout(60)
 STEP = pd.Timedelta("5min")
@@ -141,8 +142,12 @@ def test_crash_during_growth_leaves_readable_store_and_is_rolled_forward(tmp_pat
     assert st.recover(path) == 12 and store_digest(path) == before  # nothing to do: no write
 
 
-def test_lock_refuses_a_second_writer(tmp_path):
+def test_second_writer_waits_then_gets_a_retryable_busy_error(tmp_path):
     path = str(tmp_path / "s.zarr")
-    with st.store_lock(path), pytest.raises(st.StoreError, match="another process"):
-        with st.store_lock(path):
+    with st.store_lock(path), pytest.raises(StoreBusyError, match="another process") as raised:
+        with st.store_lock(path, timeout=0.2):
             pass
+    assert isinstance(raised.value, OSError)  # retried by the flows' I/O tasks
+    assert path in str(raised.value)
+    with st.store_lock(path, timeout=0.2):  # released: the next writer gets it at once
+        pass
