@@ -17,12 +17,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.windows import contiguous_runs
+from data_catalog.catalog import Catalog
+from data_catalog.paths import DataDir, is_url
+from pipelines.prepare import Preparation, store_time_step
+from pipelines.simvp_method import SimVPMethod
+from pipelines.windows import contiguous_runs, open_store
+from pipelines.windows.source import windows_from_metadata
 
 
 def _time(value: str | pd.Timestamp | None) -> np.datetime64 | None:
@@ -131,3 +139,144 @@ def overlapping_periods(
         if a is not None and b is not None and first <= b and last >= a:
             out.append(name)
     return out
+
+
+def split_test_windows(
+    metadata: Mapping[str, Any], data_dir: DataDir, catalog: Catalog | None = None
+) -> tuple[list[Any], list[str]]:
+    """The test-split windows a checkpoint was trained with (:mod:`pipelines.windows`).
+
+    The splits are rebuilt from the checkpoint's metadata by
+    :func:`pipelines.windows.windows_from_metadata` (same stores, crop, coarsening, window
+    lengths, split fractions and gap), from the recorded stores when they all exist, else from
+    ``DIR/stores/<source>.zarr``.
+
+    Returns
+    -------
+    refs : list of pipelines.windows.WindowRef
+        ``(store, start)`` of each test window, in time order per store.
+    paths : list of str
+        The stores the ``store`` indices refer to.
+    """
+    recorded = Preparation.from_dict(metadata).stores
+    here = bool(recorded) and all(is_url(p) or os.path.exists(p) for p in recorded)
+    windows = windows_from_metadata(metadata, None if here else data_dir.root, catalog)
+    return list(windows.splits.windows["test"]), list(windows.test.paths)
+
+
+@dataclass(frozen=True)
+class EvaluationTarget:
+    """The windows of one store an evaluation scores, and how to prepare its frames.
+
+    Attributes
+    ----------
+    source : str
+    store : str
+        Store path.
+    preparation : Preparation
+        Variables, crop and coarsening for this store (the checkpoint's, or the zero-shot crop).
+    starts : np.ndarray of int64
+        First frame of each window, ascending.
+    description : str
+        "test split ..." or "period ... (zero-shot)", for the report.
+    zero_shot : bool
+        The checkpoint was not trained on ``source``.
+    notes : tuple of str
+        Caveats for the report (overlap with training periods).
+    """
+
+    source: str
+    store: str
+    preparation: Preparation
+    starts: np.ndarray
+    description: str
+    zero_shot: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def evaluation_target(
+    method: SimVPMethod,
+    source: str,
+    data_dir: DataDir,
+    catalog: Catalog | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+) -> EvaluationTarget:
+    """Which windows of ``source`` to score ``method`` on (see the module for the three cases).
+
+    Raises
+    ------
+    ValueError
+        For a tiled checkpoint, a store too small for the checkpoint's grid, or no window.
+    FileNotFoundError
+        When ``source`` has no store.
+    """
+    prep = method.preparation()
+    if prep.tile:
+        raise ValueError(
+            f"checkpoint {method.name} was trained on tiles {list(prep.tile)}; evaluation scores "
+            "whole prepared grids only (retrain without tile=...)"
+        )
+    in_frames, out_frames = method.frames()
+    trained = list(prep.sources)
+    own = source in trained
+    meta = method.metadata
+    if own and start is None and end is None:
+        refs, paths = split_test_windows(meta, data_dir, catalog)
+        s = trained.index(source) if len(paths) == len(trained) else 0
+        starts = np.asarray([r.start for r in refs if r.store == s], dtype=np.int64)
+        return EvaluationTarget(
+            source,
+            paths[s],
+            prep,
+            starts,
+            f"test split of {'+'.join(trained)} in {meta.get('test_period')}",
+        )
+    path = data_dir.store(source)
+    if not is_url(path) and not os.path.exists(path):
+        raise FileNotFoundError(f"no store at {path}; ingest it first: nowcast ingest {source}")
+    with open_store(path) as ds:
+        times = ds["time"].values
+        present = np.asarray(ds["frame_present"].values, dtype=bool)
+        shape = (ds.sizes["y"], ds.sizes["x"])
+        step = store_time_step(ds)
+    if not own:
+        grid = (int(method.loaded.config.height), int(method.loaded.config.width))
+        prep = replace(prep, crop=zero_shot_crop(shape, grid, prep.coarsen), crops=None)
+    starts = period_starts(times, present, step, in_frames + out_frames, start, end)
+    if not len(starts):
+        raise ValueError(
+            f"{source}: no window of {in_frames + out_frames} consecutive present frames in "
+            f"[{start or 'start of store'}, {end or 'end of store'}]"
+        )
+    first = times[starts[0]]
+    last = times[starts[-1] + in_frames + out_frames - 1]
+    notes: list[str] = []
+    if own:
+        periods = {k: meta.get(f"{k}_period") for k in ("train", "val")}
+        seen = overlapping_periods(first, last, periods)
+        if not any(periods.values()):
+            notes.append(
+                "the checkpoint records no train/val period: these windows may include frames "
+                "it was trained on"
+            )
+        elif seen:
+            notes.append(
+                f"the period overlaps the checkpoint's {' and '.join(seen)} period(s): "
+                "these scores include frames the model was trained or selected on"
+            )
+    else:
+        notes.append(
+            f"zero-shot: the checkpoint was trained on {'+'.join(trained) or 'unknown'}, "
+            f"not on {source}; crop {list(prep.crop) if prep.crop else 'full grid'}"
+        )
+    span = f"{pd.Timestamp(first):%Y-%m-%dT%H:%M}Z .. {pd.Timestamp(last):%Y-%m-%dT%H:%M}Z"
+    return EvaluationTarget(
+        source,
+        path,
+        prep,
+        starts,
+        f"period {span}" + (" (zero-shot)" if not own else ""),
+        zero_shot=not own,
+        notes=tuple(notes),
+    )

@@ -21,7 +21,10 @@ Steps, as pySTEPS' example ``plot_steps_nowcast.py`` (its deterministic S-PROG p
 
 NaN policy: NaN history pixels (no radar data) are "no rain" (the dBR ``zerovalue``) and pixels
 advected in from outside the domain are the field minimum, as pySTEPS' S-PROG does; the
-forecast is finite and >= 0. Each channel is forecast on its own. pySTEPS prints its progress
+forecast is finite and >= 0. When pySTEPS cannot fit the AR model because a cascade level of an
+advected input frame is constant (motion faster than the domain: everything advected out), the
+forecast is the semi-Lagrangian extrapolation of the last dBR frame (S-PROG without decay), with
+a WARNING in the log. Each channel is forecast on its own. pySTEPS prints its progress
 to stdout; that output is captured and sent to this module's logger at DEBUG level.
 """
 
@@ -46,7 +49,7 @@ from pipelines.baselines._registry import (
     check_steps,
     time_step,
 )
-from pipelines.baselines.optical_flow import DEFAULT_MOTION_FRAMES, motion_field
+from pipelines.baselines.optical_flow import DEFAULT_MOTION_FRAMES, extrapolate, motion_field
 
 logger = logging.getLogger(__name__)
 
@@ -132,16 +135,26 @@ def sprog_channel(frames: np.ndarray, steps: int, config: SprogConfig) -> np.nda
         return np.zeros((steps, *frames.shape[1:]))
     velocity = motion_field(db[-config.motion_frames :])  # (2, y, x) px per step
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):  # pySTEPS prints its progress
-        forecast_db = pysteps_sprog.forecast(
-            db[-(config.ar_order + 1) :],
-            velocity,
-            steps,
-            precip_thr=config.threshold_db,
-            n_cascade_levels=config.n_cascade_levels,
-            ar_order=config.ar_order,
-            probmatching_method=config.probmatching_method,
+    try:
+        with contextlib.redirect_stdout(stdout):  # pySTEPS prints its progress
+            forecast_db = pysteps_sprog.forecast(
+                db[-(config.ar_order + 1) :],
+                velocity,
+                steps,
+                precip_thr=config.threshold_db,
+                n_cascade_levels=config.n_cascade_levels,
+                ar_order=config.ar_order,
+                probmatching_method=config.probmatching_method,
+            )
+    except ValueError as err:
+        if "non-finite" not in str(err):
+            raise
+        # A cascade level of an advected input frame is constant (e.g. motion faster than the
+        # domain): its AR model cannot be fitted. S-PROG without decay remains.
+        logger.warning(
+            "S-PROG undefined (%s: a constant cascade level); Lagrangian extrapolation used", err
         )
+        forecast_db = extrapolate(db[-1], velocity, steps, outval=config.zerovalue_db)
     logger.debug("pySTEPS S-PROG output:\n%s", stdout.getvalue())
     return from_db(np.asarray(forecast_db), config)
 

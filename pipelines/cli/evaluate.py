@@ -20,9 +20,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="verification report: SimVP vs persistence and the other baselines per lead time",
         description=(
-            "Forecast every test window of SOURCE with the SimVP checkpoint and the baselines "
-            "of the source's kind, score them per lead time and write DIR/reports/SOURCE/ "
-            "(scores.csv, scores.md, score plots, example frames)."
+            "Forecast every test window of SOURCE (or every window in --start/--end) with the "
+            "SimVP checkpoint and the baselines of the source's kind, score them per lead time "
+            "with bootstrap intervals and write DIR/reports/SOURCE/ (scores.csv, scores.md, "
+            "plots, index.html). SOURCE a+b evaluates a multi-source checkpoint on each member; "
+            "a checkpoint of another source is scored zero-shot."
         ),
     )
     parser.add_argument(
@@ -32,8 +34,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_data_dir(parser)
     parser.add_argument(
-        "--checkpoint", default=None, help="SimVP bundle (default: newest DIR/models/SOURCE/*.pt)"
+        "--checkpoint",
+        default=None,
+        help="SimVP bundle, possibly trained on other sources (zero-shot) or on several "
+        "(default: DIR/models/SOURCE/best.pt)",
     )
+    parser.add_argument(
+        "--start", default=None, help="score every window from this time (UTC, ISO 8601)"
+    )
+    parser.add_argument("--end", default=None, help="... up to this time (inclusive)")
     parser.add_argument("--catalog", default=None, help="catalog YAML (default: the shipped one)")
     parser.add_argument(
         "--max-samples", type=int, default=None, help="score at most N test windows (default all)"
@@ -61,28 +70,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the evaluation and print the summary table."""
+    """Run the evaluation (each member of ``a+b`` in turn) and print the summary tables."""
     from data_catalog.catalog import load_catalog
     from pipelines.evaluate import SIMVP, evaluate_source
+    from pipelines.simvp_method import SimVPMethod
+    from pipelines.windows import source_names
 
     catalog = load_catalog(args.catalog) if args.catalog else None
     if args.cv == "event":
         return run_cv(args, catalog)
-    report = evaluate_source(
-        args.source,
-        data_dir=args.data_dir,
-        checkpoint=args.checkpoint,
-        catalog=catalog,
-        max_samples=args.max_samples,
-        baselines=args.baselines,
-    )
-    mse = report.scores[report.scores["score"] == "mse"]
-    table = mse.pivot_table(index="method", columns="lead_time_minutes", values="value")
-    print(f"{report.source}: {report.n_windows} test windows; MSE per lead time (minutes):")
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
-    verdict = "yes" if report.beats_persistence(SIMVP, "mse") else "no"
-    print(f"SimVP MSE below persistence at every lead: {verdict}")
-    print(f"report: {report.directory}")
+    members = source_names(args.source)
+    # One checkpoint for every member: a multi-source model's default is DIR/models/a+b/best.pt.
+    method = SimVPMethod.resolve("+".join(members), args.checkpoint, args.data_dir)
+    for member in members:
+        report = evaluate_source(
+            member,
+            data_dir=args.data_dir,
+            checkpoint=method,
+            catalog=catalog,
+            max_samples=args.max_samples,
+            baselines=args.baselines,
+            start=args.start,
+            end=args.end,
+        )
+        mse = report.scores[report.scores["score"] == "mse"]
+        table = mse.pivot_table(index="method", columns="lead_time_minutes", values="value")
+        print(f"{report.source}: {report.n_windows} windows; MSE per lead time (minutes):")
+        print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+        verdict = "yes" if report.beats_persistence(SIMVP, "mse") else "no"
+        print(f"SimVP MSE below persistence at every lead: {verdict}")
+        print(f"report: {report.directory}")
     return 0
 
 

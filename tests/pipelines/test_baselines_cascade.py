@@ -103,3 +103,22 @@ def test_nan_history_gives_a_finite_non_negative_forecast(method) -> None:
     fc2 = method(two_channels, 2)
     assert fc2.dims == ("lead_time", "channel", "y", "x")
     np.testing.assert_allclose(fc2.isel(channel=0).values, method(_history(), 2).values)
+
+
+def test_sprog_falls_back_to_extrapolation_when_the_ar_model_cannot_be_fitted(caplog) -> None:
+    # A cell that jumps back across the domain: the estimated motion advects whole input frames
+    # out of the grid, a cascade level becomes constant and pySTEPS refuses to fit the AR model.
+    yy, xx = np.mgrid[0:16, 0:16]
+    ts = [13, 14, 0, 1]
+    values = np.stack(
+        [8 * np.exp(-((yy - 4 - 0.6 * t) ** 2 + (xx - 3 - 0.8 * t) ** 2) / 18.0) for t in ts]
+    )
+    history = xr.DataArray(
+        values.astype("float32"),
+        dims=("time", "y", "x"),
+        coords={"time": pd.date_range("2024-06-01", periods=4, freq="5min")},
+    )
+    with caplog.at_level("WARNING", logger="pipelines.baselines.sprog"):
+        fc = sprog(history, 3)
+    assert "Lagrangian extrapolation used" in caplog.text
+    assert np.isfinite(fc.values).all() and float(fc.min()) >= 0.0
