@@ -31,7 +31,7 @@ import xarray as xr
 
 from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir
-from data_catalog.vocabulary import INIT_TIME, LATITUDE, LONGITUDE, TIME, X, Y
+from data_catalog.vocabulary import INIT_TIME, LATITUDE, LONGITUDE, X, Y
 from pipelines.baselines import BASELINES, BaselineFn
 from pipelines.cross_validation.folds import (
     Event,
@@ -201,11 +201,8 @@ def score_fold(
         starts = np.asarray([r.start for r in refs if r.store == s], dtype=np.int64)
         if not len(starts):
             continue
-        starts = _evenly(starts, max_windows)
-        # Read the held-out stretch once (windows overlap), not once per window.
-        lo, hi = int(starts.min()), int(starts.max()) + in_frames + out_frames
-        frames = prepare_frames(xr.open_zarr(path), preparation).isel({TIME: slice(lo, hi)}).load()
-        result = run_methods(frames, starts - lo, in_frames, out_frames, methods)
+        frames = prepare_frames(xr.open_zarr(path), preparation)
+        result = run_methods(frames, _evenly(starts, max_windows), in_frames, out_frames, methods)
         parts.append(positional(result))
     return concat_forecasts(parts)
 
