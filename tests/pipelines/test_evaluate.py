@@ -234,7 +234,8 @@ def test_evaluate_source_errors_name_the_problem(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no best.pt under"):
         evaluate_source("knmi-radar", data_dir=tmp_path)
     data_dir, checkpoint = _tiny_setup(tmp_path)
-    with pytest.raises(ValueError, match="trained on 'knmi-radar'"):
+    # Another source is scored zero-shot: on its own store, which must exist.
+    with pytest.raises(FileNotFoundError, match="ingest it first: nowcast ingest mch-radar"):
         evaluate_source("mch-radar", data_dir=data_dir, checkpoint=checkpoint)
     with pytest.raises(ValueError, match="unknown baseline"):
         evaluate_source("knmi-radar", data_dir=data_dir, baselines=["oracle"])
