@@ -108,7 +108,9 @@ def frame_table(frame: pd.DataFrame, float_digits: int = 4) -> str:
     for row in frame.itertuples(index=False):
         cells = []
         for v in row:
-            if isinstance(v, float | np.floating):
+            if v is None:
+                cells.append("–")
+            elif isinstance(v, float | np.floating):
                 cells.append("–" if not math.isfinite(v) else f"{v:.{float_digits}g}")
             else:
                 cells.append(html.escape(str(v)))
