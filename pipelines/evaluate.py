@@ -77,7 +77,8 @@ SSIM_MIN_SIDE = 7  # skimage's default SSIM window is 7 x 7 pixels
 STRETCH_FRAMES = 288  # frames read at once by run_methods: a day at 5 min, ~19 MB at 128 x 128
 
 
-_ARCHIVE_BASELINES = frozenset({"climatology", "last_day"})
+ARCHIVE_BASELINES = frozenset({"climatology", "last_day"})
+"""Baselines that read past frames (the ``archive=`` context)."""
 
 
 # ----------------------------------------------------------------------------- windows
@@ -416,7 +417,8 @@ def evaluate_source(
             f"{source}: score thresholds are in {plan.threshold_units!r} but the variable "
             f"is in {units!r}"
         )
-    archive = frames.load() if _ARCHIVE_BASELINES & set(names) else None
+    needs_archive = bool(ARCHIVE_BASELINES & set(names)) or method.needs_archive
+    archive = frames.load() if needs_archive else None
     result = run_methods(frames, chosen, in_frames, out_frames, methods, archive)
     result.observation.attrs["units"] = units
     scores = score_forecasts(result, plan.scores, plan.image_scores)

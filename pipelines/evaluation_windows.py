@@ -207,16 +207,11 @@ def evaluation_target(
     Raises
     ------
     ValueError
-        For a tiled checkpoint, a store too small for the checkpoint's grid, or no window.
+        For a store too small for the checkpoint's grid, or no window.
     FileNotFoundError
         When ``source`` has no store.
     """
     prep = method.preparation()
-    if prep.tile:
-        raise ValueError(
-            f"checkpoint {method.name} was trained on tiles {list(prep.tile)}; evaluation scores "
-            "whole prepared grids only (retrain without tile=...)"
-        )
     in_frames, out_frames = method.frames()
     trained = list(prep.sources)
     own = source in trained
@@ -241,7 +236,9 @@ def evaluation_target(
         shape = (ds.sizes["y"], ds.sizes["x"])
         step = store_time_step(ds)
     if not own:
-        grid = (int(method.loaded.config.height), int(method.loaded.config.width))
+        # The prepared grid trained on (a tile-trained network still sees whole grids here).
+        cfg = method.loaded.config
+        grid = tuple(meta.get("grid") or (int(cfg.height), int(cfg.width)))
         prep = replace(prep, crop=zero_shot_crop(shape, grid, prep.coarsen), crops=None)
     starts = period_starts(times, present, step, in_frames + out_frames, start, end)
     if not len(starts):

@@ -43,6 +43,7 @@ from pipelines.cross_validation.folds import (
     leave_one_event_out,
 )
 from pipelines.evaluate import (
+    ARCHIVE_BASELINES,
     PLANS,
     SIMVP,
     MethodForecasts,
@@ -202,7 +203,12 @@ def score_fold(
         if not len(starts):
             continue
         frames = prepare_frames(xr.open_zarr(path), preparation)
-        result = run_methods(frames, _evenly(starts, max_windows), in_frames, out_frames, methods)
+        # A climatology base or baseline reads past frames (only those before each init time).
+        needs = method.needs_archive or bool(ARCHIVE_BASELINES & set(baselines))
+        archive = frames.load() if needs else None
+        result = run_methods(
+            frames, _evenly(starts, max_windows), in_frames, out_frames, methods, archive
+        )
         parts.append(positional(result))
     return concat_forecasts(parts)
 

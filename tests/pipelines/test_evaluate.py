@@ -196,6 +196,7 @@ def _tiny_setup(tmp_path, units: str = "mm/h") -> tuple[str, str]:
     return str(data_dir), path
 
 
+@pytest.mark.timeout(300)  # two evaluations of 4 methods with intervals and spectra
 def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -> None:
     data_dir, checkpoint = _tiny_setup(tmp_path)
     report = evaluate_source("knmi-radar", data_dir=data_dir)  # newest checkpoint by default
@@ -262,6 +263,7 @@ def _store_like(path, frames: xr.DataArray, source: str, pad: int = 0) -> None:
     ).to_zarr(path, mode="w")
 
 
+@pytest.mark.timeout(300)  # five evaluations
 def test_zero_shot_period_and_multi_source_members(tmp_path, capsys) -> None:
     from simvp_model.checkpoint import load_checkpoint, save_checkpoint
 
