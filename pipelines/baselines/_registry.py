@@ -73,3 +73,50 @@ def as_forecast(history: xr.DataArray, values: np.ndarray, step: pd.Timedelta) -
         name=history.name,
     )
     return out
+
+
+def forecast_per_channel(
+    history: xr.DataArray,
+    steps: int,
+    channel_nowcast: Callable[[np.ndarray, int], np.ndarray],
+    min_frames: int,
+    step: str | pd.Timedelta | None = None,
+) -> xr.DataArray:
+    """Run a single-field nowcast on every channel of ``history`` and wrap the result.
+
+    Parameters
+    ----------
+    history : xr.DataArray
+        ``(time, [channel,] y, x)`` in physical units, at least ``min_frames`` frames.
+    steps : int
+        Number of lead times.
+    channel_nowcast : callable
+        ``(frames (T, y, x) float64, steps) -> (steps, y, x)`` for one channel.
+    min_frames : int
+        The fewest history frames the nowcast needs.
+    step : str or pd.Timedelta, optional
+        The time step (default: from ``history``'s times).
+
+    Returns
+    -------
+    xr.DataArray
+        ``(lead_time, [channel,] y, x)`` (see :func:`as_forecast`).
+
+    Raises
+    ------
+    ValueError
+        Too few frames, a bad ``steps``, or a channel whose history is all NaN.
+    """
+    check_history(history, min_frames=min_frames)
+    steps = check_steps(steps)
+    step = time_step(history, step)
+    values = np.asarray(history.values, dtype="float64")
+    squeeze = values.ndim == 3
+    if squeeze:
+        values = values[:, None]  # (T, y, x) -> (T, C=1, y, x)
+    out = np.empty((steps, *values.shape[1:]), dtype="float64")  # (lead_time, C, y, x)
+    for c in range(values.shape[1]):
+        if not np.isfinite(values[:, c]).any():
+            raise ValueError(f"channel {c}: history frames are all NaN, nothing to extrapolate")
+        out[:, c] = channel_nowcast(values[:, c], steps)
+    return as_forecast(history, out[:, 0] if squeeze else out, step)

@@ -31,13 +31,7 @@ import numpy as np
 import xarray as xr
 from pysteps.nowcasts import anvil as pysteps_anvil
 
-from pipelines.baselines._registry import (
-    BASELINES,
-    as_forecast,
-    check_history,
-    check_steps,
-    time_step,
-)
+from pipelines.baselines._registry import BASELINES, forecast_per_channel
 from pipelines.baselines.optical_flow import DEFAULT_MOTION_FRAMES, motion_field
 
 logger = logging.getLogger(__name__)
@@ -133,16 +127,10 @@ def anvil(
         ``(lead_time, [channel,] y, x)`` mm/h, finite and >= 0.
     """
     config = config or AnvilConfig()
-    check_history(history, min_frames=max(config.ar_order + 2, config.motion_frames))
-    steps = check_steps(steps)
-    step = time_step(history, context.get("time_step"))
-    values = np.asarray(history.values, dtype="float64")
-    squeeze = values.ndim == 3
-    if squeeze:
-        values = values[:, None]  # (T, y, x) -> (T, C=1, y, x)
-    out = np.empty((steps, *values.shape[1:]), dtype="float64")  # (lead_time, C, y, x)
-    for c in range(values.shape[1]):
-        if not np.isfinite(values[:, c]).any():
-            raise ValueError(f"channel {c}: history frames are all NaN, nothing to extrapolate")
-        out[:, c] = anvil_channel(values[:, c], steps, config)
-    return as_forecast(history, out[:, 0] if squeeze else out, step)
+    return forecast_per_channel(
+        history,
+        steps,
+        lambda frames, n: anvil_channel(frames, n, config),
+        min_frames=max(config.ar_order + 2, config.motion_frames),
+        step=context.get("time_step"),
+    )

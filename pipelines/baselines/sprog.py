@@ -42,13 +42,7 @@ import xarray as xr
 from pysteps.nowcasts import sprog as pysteps_sprog
 from pysteps.utils import transformation
 
-from pipelines.baselines._registry import (
-    BASELINES,
-    as_forecast,
-    check_history,
-    check_steps,
-    time_step,
-)
+from pipelines.baselines._registry import BASELINES, forecast_per_channel
 from pipelines.baselines.optical_flow import DEFAULT_MOTION_FRAMES, extrapolate, motion_field
 
 logger = logging.getLogger(__name__)
@@ -186,16 +180,10 @@ def sprog(
         ``(lead_time, [channel,] y, x)`` mm/h, finite and >= 0.
     """
     config = config or SprogConfig()
-    check_history(history, min_frames=max(config.ar_order + 1, config.motion_frames))
-    steps = check_steps(steps)
-    step = time_step(history, context.get("time_step"))
-    values = np.asarray(history.values, dtype="float64")
-    squeeze = values.ndim == 3
-    if squeeze:
-        values = values[:, None]  # (T, y, x) -> (T, C=1, y, x)
-    out = np.empty((steps, *values.shape[1:]), dtype="float64")  # (lead_time, C, y, x)
-    for c in range(values.shape[1]):
-        if not np.isfinite(values[:, c]).any():
-            raise ValueError(f"channel {c}: history frames are all NaN, nothing to extrapolate")
-        out[:, c] = sprog_channel(values[:, c], steps, config)
-    return as_forecast(history, out[:, 0] if squeeze else out, step)
+    return forecast_per_channel(
+        history,
+        steps,
+        lambda frames, n: sprog_channel(frames, n, config),
+        min_frames=max(config.ar_order + 1, config.motion_frames),
+        step=context.get("time_step"),
+    )
