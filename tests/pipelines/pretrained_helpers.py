@@ -22,6 +22,7 @@ def tiny_pretrained(
     time_step: str = "5min",
     in_frames: int = 4,
     out_frames: int = 3,
+    shape: tuple[int, int] = (16, 16),
     **config: object,
 ) -> ModelCard:
     """Write ``root/name/{weights.pt, MODEL_CARD.md}`` for a seeded, untrained tiny SimVP."""
@@ -30,8 +31,8 @@ def tiny_pretrained(
         in_frames=in_frames,
         out_frames=out_frames,
         channels=1,
-        height=16,
-        width=16,
+        height=shape[0],
+        width=shape[1],
         spatial_hidden=8,
         temporal_hidden=16,
         spatial_layers=2,
