@@ -34,13 +34,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyproj
 import xarray as xr
 
 from data_catalog.catalog import Catalog, load_catalog
 from data_catalog.paths import DataDir, is_url
-from data_catalog.vocabulary import CHANNEL, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
+from data_catalog.vocabulary import CHANNEL, CRS, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
 from pipelines.baselines import BASELINES, BaselineFn, time_step
 from pipelines.prepare import Preparation, prepare_frames
+from pipelines.resample import RegularGrid
 from pipelines.simvp_method import SimVPMethod
 from pipelines.verification import get_score
 from pipelines.verification.plans import PLANS, EvaluationPlan, ScoreRequest
@@ -51,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 SIMVP = "simvp"
 """Method name of the SimVP checkpoint in reports."""
+PRETRAINED = "pretrained"
+"""Method name of the shipped pretrained model, zero-shot (``baselines=[..., "pretrained"]``)."""
 SCORE_DIMS: tuple[str, ...] = (INIT_TIME, Y, X)
 """Scores pool over test windows and space; they stay per lead time and per variable."""
 SCORE_COLUMNS: tuple[str, ...] = (
@@ -383,6 +387,10 @@ def evaluate_source(
     spec = (catalog or load_catalog()).get(source)
     plan = PLANS.get(spec.kind)
     names = tuple(baselines) if baselines is not None else plan.baselines
+    # "pretrained": the shipped pretrained model zero-shot on the same prepared frames (to
+    # compare a fine-tuned or trained checkpoint with it); not a baseline of the registry.
+    zero_shot = PRETRAINED in names
+    names = tuple(n for n in names if n != PRETRAINED)
     root = DataDir.resolve(data_dir)
     method = SimVPMethod.resolve(source, checkpoint, root.root)
     path, loaded = method.name, method.loaded
@@ -425,7 +433,12 @@ def evaluate_source(
                 f"is in {units!r}"
             )
         archive = frames.load() if _ARCHIVE_BASELINES & set(names) else None
-        parts.append(run_methods(frames, starts, in_frames, out_frames, methods, archive))
+        store_methods = dict(methods)
+        if zero_shot:
+            grid = RegularGrid.from_store(frames, pyproj.CRS.from_cf(dict(store[CRS].attrs)))
+            pretrained = SimVPMethod.pretrained(source, store, grid=grid)
+            store_methods[PRETRAINED] = pretrained.as_baseline()
+        parts.append(run_methods(frames, starts, in_frames, out_frames, store_methods, archive))
     result = concat_forecasts(parts)
     result.observation.attrs["units"] = units
     scores = score_forecasts(result, plan.scores, plan.image_scores)

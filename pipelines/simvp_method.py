@@ -224,6 +224,7 @@ class SimVPMethod:
         name: str = FALLBACK_PRETRAINED,
         model: Pretrained | None = None,
         crs: pyproj.CRS | None = None,
+        grid: RegularGrid | None = None,
     ) -> SimVPMethod:
         """The shipped pretrained model, adapted to ``source``'s grid (zero-shot).
 
@@ -242,6 +243,9 @@ class SimVPMethod:
             Already loaded model (tests, repeated use).
         crs : pyproj.CRS, optional
             The grid's CRS when ``store`` has no ``crs`` variable.
+        grid : RegularGrid, optional
+            The grid the frames come on, when not the store's (e.g. frames prepared with a
+            coarsening, as evaluation scores them).
 
         Raises
         ------
@@ -270,8 +274,8 @@ class SimVPMethod:
                 "must be converted to rain rate by its catalog entry's Z-R relation, "
                 "reader_options zr_a/zr_b)"
             )
-        grid = GridResampler.for_source(
-            RegularGrid.from_store(store, crs),
+        resampler = GridResampler.for_source(
+            grid if grid is not None else RegularGrid.from_store(store, crs),
             card.resolution_m,
             multiple=2 ** int(loaded.config.downsampling_layers),
         )
@@ -288,7 +292,7 @@ class SimVPMethod:
             loaded,
             str(model.path),
             card.sha256,
-            grid=grid,
+            grid=resampler,
             prepared=prepared,
             label=card.label,
         )

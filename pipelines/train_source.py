@@ -28,6 +28,7 @@ import torch
 
 from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir
+from pipelines.finetune import fine_tune_plan, initial_model
 from pipelines.windows import KIND_DEFAULTS, SplitConfig, source_names, source_windows
 from simvp_model.config import SimVPConfig
 from simvp_model.lightning_module import fit
@@ -178,6 +179,7 @@ def train_source(
     split: SplitConfig | None = None,
     resume: bool = False,
     cuda: bool | None = None,
+    init_from: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> FitResult:
     """Train SimVP on the store of a catalog source and export the best checkpoint.
@@ -207,6 +209,10 @@ def train_source(
     cuda : bool, optional
         Pretend a GPU is (not) present when choosing the defaults; default: detect (a GPU
         counts unless ``accelerator="cpu"``).
+    init_from : str or path, optional
+        Fine-tune: start from ``"pretrained"`` (the shipped model) or a checkpoint path; its
+        architecture, frame counts, normalisation, time step and resolution are kept
+        (:mod:`pipelines.finetune`, clear errors for options that differ).
     **overrides
         ``SimVPConfig`` fields (``spatial_hidden``...), ``TrainConfig`` fields (``lr``,
         ``batch_size``, ``max_minutes``, ``limit_train_batches``...) and window options
@@ -233,8 +239,22 @@ def train_source(
     choice = HARDWARE_DEFAULTS.get(spec.kind).pick(cuda)
     preset_name = preset or choice.preset
     base = get_preset(preset_name)
+    given_model = dict(model_over)  # the caller's own model options (checked by fine-tuning)
     if preset is None:
         model_over = {**choice.model, **model_over}
+    plan = None
+    if init_from is not None:
+        if len(names) != 1:
+            raise ValueError(f"--init-from fine-tunes one source, got {names}")
+        plan = fine_tune_plan(
+            initial_model(init_from),
+            spec,
+            DataDir.resolve(data_dir).store(names[0]),
+            given_model,
+            window_over,
+            preset,
+        )
+        base, model_over, window_over = plan.model_config, {}, plan.windows
     window_over.setdefault("coarsen", choice.coarsen)
     windows = source_windows(
         names,
@@ -290,6 +310,7 @@ def train_source(
         "preset": preset_name,
         "hardware": "cuda" if cuda else "cpu",
         "model_overrides": {k: v for k, v in model_over.items()},
+        **(plan.metadata if plan is not None else {}),
     }
     log.info(
         "training %s: preset %s, %s, %s samples/%s/%s, %s epochs -> %s",
@@ -309,6 +330,7 @@ def train_source(
         os.fspath(target),
         metadata=metadata,
         resume=resume,
+        init_state=None if plan is None else plan.init_state,
     )
     log.info(
         "%s test mse %.4g (persistence %.4g), mae %.4g (persistence %.4g)",

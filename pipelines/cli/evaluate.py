@@ -34,7 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="NAME",
-        help="baselines to run instead of the source kind's default set",
+        help=(
+            "baselines to run instead of the source kind's default set; 'pretrained' adds the "
+            "shipped pretrained model, zero-shot"
+        ),
     )
     parser.set_defaults(func=run)
 

@@ -125,6 +125,7 @@ def source_windows(
     multiple: int = 1,
     stores: Sequence[str | os.PathLike[str]] | None = None,
     seed: int = 0,
+    normalisation: Normalisation | None = None,
 ) -> SourceWindows:
     """Cut the windows of one or more catalog sources from their stores; fit the normalisation.
 
@@ -161,6 +162,9 @@ def source_windows(
         Stores of a single source to use as one dataset (default: the data dir's store).
     seed : int
         Seed of the random train tiles.
+    normalisation : Normalisation, optional
+        Use this one instead of fitting one on the train split (fine-tuning keeps the initial
+        model's); its transform and channel count must fit the variables.
 
     Returns
     -------
@@ -264,13 +268,19 @@ def source_windows(
     for s, index in enumerate(indexes):
         for total, part in zip(sums, index.stats.reduce(splits.frames_in("train", s)), strict=True):
             total += part
-    normalisation = normalisation_from_stats(
-        *sums,
-        transform,
-        threshold,
-        [h.offset for h in hints],
-        [h.scale for h in hints],
-    )
+    if normalisation is None:
+        normalisation = normalisation_from_stats(
+            *sums,
+            transform,
+            threshold,
+            [h.offset for h in hints],
+            [h.scale for h in hints],
+        )
+    elif normalisation.channels != len(variables) or normalisation.transform != transform:
+        raise ValueError(
+            f"given normalisation {normalisation} does not fit {list(variables)} "
+            f"(transform {transform!r})"
+        )
     fill_kind, fill = nan_fill_values(normalisation)
     tiled = tuple(int(v) for v in tile) if tile is not None else None
 
