@@ -348,6 +348,10 @@ def _recipe(loaded: Any) -> dict[str, Any]:
     }
 
 
+def _leads(scores: dict[str, list[float]]) -> str:
+    return " / ".join(f"{v:g}" for v in scores["lead_minutes"])
+
+
 def _fmt(values: Sequence[float]) -> str:
     return " / ".join("nan" if not np.isfinite(v) else f"{v:.3f}" for v in values)
 
@@ -372,7 +376,7 @@ def lopo_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         zs = row["zero_shot"]
         for method, sc in zs["scores"].items():
             lines.append(
-                f"| {row['held_out']} | {zs['windows']} | {_fmt(sc['lead_minutes'])} | {method} "
+                f"| {row['held_out']} | {zs['windows']} | {_leads(sc)} | {method} "
                 f"| {_fmt(sc['mse'])} | {_fmt(sc['csi_1'])} |"
             )
     lines += [
