@@ -182,6 +182,9 @@ def package(
     loaded = load_checkpoint(result.checkpoint_path)
     meta = dict(loaded.metadata)
     meta["events"] = {s.name: events(s, data_dir) for s in specs}
+    # the stores of the machine it was trained on mean nothing elsewhere: keep their names
+    meta["store"] = Path(str(meta.get("store", ""))).name
+    meta["stores"] = [Path(str(p)).name for p in meta.get("stores", [])]
     return package_model(
         directory,
         loaded.model,

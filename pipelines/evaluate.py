@@ -392,7 +392,7 @@ def evaluate_source(
     zero_shot = PRETRAINED in names
     names = tuple(n for n in names if n != PRETRAINED)
     root = DataDir.resolve(data_dir)
-    method = SimVPMethod.resolve(source, checkpoint, root.root)
+    method = SimVPMethod.resolve(source, checkpoint, root.root, fallback=False)
     path, loaded = method.name, method.loaded
     meta = loaded.metadata
     preparation = Preparation.from_dict(

@@ -187,14 +187,22 @@ class SimVPMethod:
         source: str,
         checkpoint: str | os.PathLike[str] | LoadedModel | SimVPMethod | None = None,
         data_dir: str | os.PathLike[str] | None = None,
+        fallback: bool = True,
     ) -> SimVPMethod:
-        """A method from a path, a loaded model, a method, or None (:func:`default_checkpoint`)."""
+        """A method from a path, a loaded model, a method, or None (:func:`default_checkpoint`).
+
+        With ``checkpoint=None`` and no trained model for ``source``, ``fallback=True`` uses the
+        shipped pretrained model zero-shot (:meth:`pretrained`, logged); ``fallback=False``
+        raises the ``FileNotFoundError`` (evaluation needs a checkpoint's test split).
+        """
         if isinstance(checkpoint, SimVPMethod):
             return checkpoint
         if checkpoint is None:
             try:
                 found = default_checkpoint(source, data_dir)
             except FileNotFoundError as missing:
+                if not fallback:
+                    raise
                 try:
                     method = cls.pretrained(source, data_dir=data_dir)
                 except (FileNotFoundError, ValueError) as unusable:

@@ -107,3 +107,9 @@ def test_units_other_than_the_cards_are_refused(tmp_path, pretrained_root):
     _store(tmp_path, units="dBZ")
     with pytest.raises(FileNotFoundError, match="Z-R relation"):
         SimVPMethod.resolve(SOURCE, None, tmp_path / "data")
+
+
+def test_evaluation_does_not_fall_back(tmp_path, pretrained_root):
+    _store(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no best.pt"):
+        SimVPMethod.resolve(SOURCE, None, tmp_path / "data", fallback=False)
