@@ -501,7 +501,9 @@ def card_text(
         "",
         "## Cross-validated scores (leave one provider out)",
         "",
-        lopo.read_text().split("\n", 2)[2] if lopo.exists() else "Not run for this version.",
+        lopo.read_text().split("\n", 2)[2].replace("\n## ", "\n### ")
+        if lopo.exists()
+        else "Not run for this version.",
         "",
         "## Rebuild",
         "",
