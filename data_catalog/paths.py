@@ -3,7 +3,8 @@
 Layout (``DIR`` = ``--data-dir``, else ``$NOWCAST_DATA_DIR``, else ``./data``)::
 
     DIR/stores/<source>.zarr      ingested observations
-    DIR/forecasts/<source>.zarr   forecast cubes
+    DIR/forecasts/<source>.zarr   forecast cubes at the checkpoint's own horizon
+    DIR/forecasts/<source>-<N>leads.zarr   forecast cubes of another lead count N
     DIR/models/<source>/          checkpoints
     DIR/figures/<source>/         maps and animations
     DIR/reports/<source>/         verification reports
@@ -41,11 +42,26 @@ class DataDir:
 
     @classmethod
     def resolve(cls, data_dir: str | os.PathLike[str] | None = None) -> DataDir:
-        """Pick ``data_dir``, else ``$NOWCAST_DATA_DIR``, else ``./data``."""
-        chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
-        root = os.fspath(chosen) if chosen else DEFAULT_DATA_DIR
+        """Pick ``data_dir``, else ``$NOWCAST_DATA_DIR``, else ``./data``.
+
+        Raises
+        ------
+        ValueError
+            When the chosen value (argument or environment variable) is empty or blank.
+        """
+        if data_dir is not None:
+            root, origin = os.fspath(data_dir), "--data-dir"
+        elif DATA_DIR_ENV in os.environ:
+            root, origin = os.environ[DATA_DIR_ENV], f"${DATA_DIR_ENV}"
+        else:
+            root, origin = DEFAULT_DATA_DIR, "default"
         if not root.strip():
-            raise ValueError(f"data directory must not be empty, got {root!r}")
+            # An empty value is almost always an unset shell variable (--data-dir "$DIR");
+            # writing into ./data of wherever the command runs would hide that.
+            raise ValueError(
+                f"data directory must not be empty, got {origin} {root!r}; "
+                f"give a path, or leave it out for ./data"
+            )
         if root.startswith("file://"):
             root = root[len("file://") :]
         if not is_url(root):
@@ -61,9 +77,23 @@ class DataDir:
         """Path of the observation store of ``source``."""
         return self._join("stores", f"{source}.zarr")
 
-    def forecast_store(self, source: str) -> str:
-        """Path of the forecast store of ``source``."""
-        return self._join("forecasts", f"{source}.zarr")
+    def forecast_store(self, source: str, n_leads: int | None = None) -> str:
+        """Path of the forecast store of ``source`` for one lead configuration.
+
+        Parameters
+        ----------
+        source : str
+            Catalog source name.
+        n_leads : int, optional
+            ``None`` for the checkpoint's own horizon (``forecasts/<source>.zarr``); a lead
+            count that differs from it gets its own store, ``forecasts/<source>-<N>leads.zarr``,
+            since one store holds one ``lead_time`` axis.
+        """
+        if n_leads is None:
+            return self._join("forecasts", f"{source}.zarr")
+        if isinstance(n_leads, bool) or not isinstance(n_leads, int) or n_leads < 1:
+            raise ValueError(f"n_leads must be a positive integer or None, got {n_leads!r}")
+        return self._join("forecasts", f"{source}-{n_leads}leads.zarr")
 
     @classmethod
     def of_store(cls, store: str | os.PathLike[str]) -> DataDir:

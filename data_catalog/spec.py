@@ -19,6 +19,7 @@ import pandas as pd
 import pyproj
 
 from data_catalog import vocabulary as voc
+from data_catalog.crs import crs_label
 from data_catalog.reader_options import ReaderOptions
 
 TRANSFORMS: tuple[str, ...] = ("identity", "log1p", "dbr")
@@ -144,6 +145,38 @@ class VariableSpec:
         return cls(**data)
 
 
+_LON_BOUND, _LAT_BOUND = 360.0, 90.0
+"""Largest ``|longitude|`` (0..360 and -180..180 both occur) and ``|latitude|`` in degrees."""
+
+
+def _check_extent_units(
+    crs: pyproj.CRS, crs_text: str, extent: tuple[float, float, float, float]
+) -> None:
+    """Refuse an extent whose units contradict the CRS (degrees vs projected units).
+
+    A geographic CRS needs ``|x| <= 360`` and ``|y| <= 90`` degrees; anything beyond is metres
+    (or feet) given by mistake. A projected CRS whose whole extent lies inside those degree
+    bounds (a grid under 720 x 180 m around the false origin) is taken as degrees given by
+    mistake: no weather or traffic grid is that small.
+    """
+    x0, x1, y0, y1 = extent
+    crs_text = crs_label(crs_text)  # a WKT runs to thousands of characters
+    in_degrees = max(abs(x0), abs(x1)) <= _LON_BOUND and max(abs(y0), abs(y1)) <= _LAT_BOUND
+    units = crs.axis_info[0].unit_name if crs.axis_info else "its units"
+    if crs.is_geographic and not in_degrees:
+        raise ValueError(
+            f"field 'grid.extent': got {list(extent)}, which is not in degrees "
+            f"(|x| <= {_LON_BOUND:g}, |y| <= {_LAT_BOUND:g}), but grid.crs {crs_text!r} is "
+            f"geographic ({units}); give the extent in degrees or a projected CRS"
+        )
+    if crs.is_projected and in_degrees:
+        raise ValueError(
+            f"field 'grid.extent': got {list(extent)}, which looks like degrees, but "
+            f"grid.crs {crs_text!r} is projected ({units}); give the extent in {units} units "
+            f"or a geographic CRS such as EPSG:4326"
+        )
+
+
 @dataclass(frozen=True)
 class GridSpec:
     """A regular grid: CRS, shape and outer extent.
@@ -186,6 +219,7 @@ class GridSpec:
         if not (ext[0] < ext[1] and ext[2] < ext[3]):
             raise _fail("grid.extent", self.extent, "x_min < x_max and y_min < y_max")
         object.__setattr__(self, "extent", ext)
+        _check_extent_units(crs, self.crs, ext)
         if self.y_origin not in Y_ORIGINS:
             raise _fail("grid.y_origin", self.y_origin, ", ".join(Y_ORIGINS))
 

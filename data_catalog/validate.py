@@ -12,6 +12,7 @@ import pyproj
 import xarray as xr
 
 from data_catalog import vocabulary as voc
+from data_catalog.crs import crs_label
 from data_catalog.spec import SourceSpec
 
 
@@ -67,7 +68,7 @@ def dataset_problems(
             problems.append(f"'crs' attrs are not a CF grid mapping ({error})")
         else:
             if not grid.same_crs(crs):
-                problems.append(f"crs {crs.to_string()!r} differs from {grid.crs!r}")
+                problems.append(f"crs {crs_label(crs)!r} differs from {crs_label(grid.crs)!r}")
     if voc.TIME not in ds.coords or not np.issubdtype(ds[voc.TIME].dtype, np.datetime64):
         problems.append("'time' is missing or not datetime64")
     else:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
+
 TIME = "time"
 Y = "y"
 X = "x"
@@ -58,3 +60,32 @@ def check_source_name(name: str) -> str:
             f"source name must be lower-case kebab-case like 'mch-radar', got {name!r}"
         )
     return name
+
+
+def duration_text(delta: object) -> str:
+    """A duration as users write it (like a catalog ``time_step``): ``5min``, ``1h``, ``1h30min``,
+    ``2D``, ``1D6h``; sub-minute parts as seconds (``90s``).
+
+    Parameters
+    ----------
+    delta : timedelta-like
+        Anything ``pandas.Timedelta`` accepts (``numpy.timedelta64``, ``datetime.timedelta``).
+
+    Returns
+    -------
+    str
+        Text that ``pandas.Timedelta`` parses back to the same value.
+    """
+    total = pd.Timedelta(delta)
+    sign, total = ("-", -total) if total < pd.Timedelta(0) else ("", total)
+    seconds = int(total.total_seconds())
+    if seconds % 60:
+        return f"{sign}{seconds}s"
+    days, rest = divmod(seconds // 60, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        f"{days}D" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}min" if minutes else "",
+    ]
+    return sign + ("".join(parts) or "0min")

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from prefect import flow, get_run_logger
 from pydantic import Field
 
+from data_catalog.vocabulary import duration_text
 from flows import tasks
 from flows._common import as_utc, check_source, resolve_data_dir
 from pipelines.forecast import inputs
@@ -68,7 +69,7 @@ def summary_rows(result: Any, age: timedelta, stale: bool) -> list[dict[str, Any
         {
             "init_time": str(result.init_time),
             "lead_times": len(result.lead_times),
-            "last_lead": str(result.lead_times[-1]),
+            "last_lead": duration_text(result.lead_times[-1]),
             "input_age": str(age),
             "stale": stale,
             "store": result.store,

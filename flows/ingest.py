@@ -59,7 +59,7 @@ def ingest(
     Returns
     -------
     pipelines.ingest.IngestReport
-        Frames written, missing time steps, store path and size.
+        Frames written, the events and gaps of the period, store path and size.
     """
     check_source(source)
     check_period(start, end)
@@ -68,20 +68,40 @@ def ingest(
     report = tasks.ingest_task.submit(
         source, root, as_utc(start), as_utc(end), on_dask=True
     ).result()
-    if len(report.missing):
-        get_run_logger().warning(
-            "%s: %d time steps of the ingested period have no frame (first: %s); forecasts "
-            "needing them will report stale inputs",
-            source,
-            len(report.missing),
-            ", ".join(str(t) for t in report.missing[:3]),
-        )
+    log_report(report)
     tasks.publish_table(
         tasks.artifact_key("ingest", source),
         report_rows(report),
         f"Ingest of {source} into {report.store}",
     )
+    tasks.publish_table(
+        tasks.artifact_key("ingest-events", source),
+        event_rows(report),
+        f"Events and gaps of the ingested period of {source}",
+        log=False,
+    )
     return report
+
+
+def log_report(report: Any) -> None:
+    """Warn about the gaps of a period the caller asked for (the ingest task has logged the
+    report's summary: frames written, events and gaps).
+
+    Gaps of a period the caller gave (``start`` and ``end``) are time steps that were asked
+    for and that no file provided: forecasts whose input window falls there will report
+    stale inputs, so they are a warning. Without an explicit period the gaps are the time
+    between the events of an archive (the shipped samples are three storms, years apart):
+    information, not a fault.
+    """
+    if report.gaps and report.period_requested:
+        get_run_logger().warning(
+            "%s: the requested period %s .. %s has %s; forecasts whose input window falls "
+            "in a gap will report stale inputs",
+            report.source,
+            report.period[0],
+            report.period[1],
+            report.gaps_text(where=False),
+        )
 
 
 def report_rows(report: Any) -> list[dict[str, Any]]:
@@ -91,12 +111,24 @@ def report_rows(report: Any) -> list[dict[str, Any]]:
             "files": report.files,
             "frames_written": report.frames_written,
             "frames_new": report.frames_new,
-            "missing": len(report.missing),
+            "events": len(report.events),
+            "gaps": len(report.gaps),
+            "missing_steps": report.missing_steps,
             "first": str(report.first),
             "last": str(report.last),
             "store_time_steps": report.store_frames,
             "store_mib": report.store_bytes / 2**20,
             "seconds": report.seconds,
             "store": report.store,
-        }
+        },
+    ]
+
+
+def event_rows(report: Any) -> list[dict[str, Any]]:
+    """One row per event and gap of the ingested period, in time order (an artifact table)."""
+    runs = [("event", s) for s in report.events] + [("gap", s) for s in report.gaps]
+    runs.sort(key=lambda item: item[1].first)
+    return [
+        {"kind": kind, "first": str(s.first), "last": str(s.last), "steps": s.steps}
+        for kind, s in runs
     ]

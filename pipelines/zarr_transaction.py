@@ -6,7 +6,8 @@ protocol, defined here once:
 Lock (one writer per store)
     :func:`write_lock` holds an ``fcntl.flock`` on ``<store>.lock`` (local file systems; a no-op
     for fsspec URLs, whose writers must be serialised by their scheduler). The operating system
-    releases it when the holder dies, so a killed writer never leaves a stale lock.
+    releases it when the holder dies, so a killed writer never leaves a stale lock. Whoever
+    takes the lock first removes the staging siblings (below) a killed writer left.
     **A second writer waits** for the lock, polling, up to ``timeout`` seconds (default
     :data:`DEFAULT_LOCK_TIMEOUT_S`), then raises :class:`StoreBusyError`, a ``TimeoutError``
     (hence an ``OSError``) that names the store: the flows' I/O tasks retry it with backoff,
@@ -14,7 +15,9 @@ Lock (one writer per store)
 Staged create + rename
     :func:`staged_create` writes a new store into a hidden sibling ``.<name>.<uuid>.tmp`` and
     renames it into place, so a store path either does not exist or holds a complete store.
-    :func:`discard_staging` removes the siblings a killed writer left (recovery).
+    :func:`discard_staging` removes the siblings a killed writer left (recovery); every
+    :func:`write_lock` runs it as soon as it holds the lock, so the next write of either store
+    cleans up after a killed one.
 Resize
     :func:`resize_along` sets the length of every array along one dimension (metadata only;
     chunks beyond the new length are dropped by zarr).
@@ -115,6 +118,9 @@ def write_lock(
                     ) from None
                 time.sleep(LOCK_POLL_S)
         try:
+            # Staging siblings are only made under this lock, so any present now were left by
+            # a writer that was killed: remove them before this writer starts.
+            discard_staging(path)
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,51 @@ def config_differences(
     return {k: (have[k], want[k]) for k in want if norm(have[k]) != norm(want[k])}
 
 
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: (.*?)(?: was not an allowed global|\. |\n|$)")
+_UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*(\S[^\n]*)")
+
+
+def load_error_reason(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in one plain line for the user.
+
+    Torch's refusal text carries terminal colour codes and advice to allow-list the refused
+    global (``add_safe_globals([eval])``), which would run the file's code: both are dropped,
+    keeping only what was refused. Other failures (a text or truncated file) give their type
+    and first line.
+    """
+    text = _ANSI_CODE.sub("", str(error)).strip()
+    refused = _REFUSED_GLOBAL.search(text)
+    if refused:
+        return (
+            f"it refers to code ({refused.group(1).strip()}), not only tensors and plain data; "
+            "refusing to load it"
+        )
+    unreadable = _UNPICKLER_ERROR.search(text)
+    detail = unreadable.group(1).strip() if unreadable else (text.splitlines() or [""])[0]
+    return f"not a PyTorch checkpoint file ({type(error).__name__}: {detail})"
+
+
+def check_resumable(path: str | os.PathLike[str]) -> None:
+    """Raise ``ValueError`` unless ``path`` is a Lightning checkpoint training can resume from.
+
+    Read like the best weights (``weights_only=True``: tensors and plain data only), so a
+    truncated, foreign or code-carrying ``last.ckpt`` is refused before the Trainer starts.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling refuses anything but plain data
+        raise ValueError(
+            f"cannot resume from {path}: {load_error_reason(error)}; remove it to train anew"
+        ) from error
+    missing = [k for k in ("state_dict", "epoch") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ValueError(
+            f"cannot resume from {path}: not a Lightning training checkpoint (no {missing}); "
+            "remove it to train anew"
+        )
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     expected_config: SimVPConfig | Mapping[str, Any] | None = None,
@@ -234,7 +280,9 @@ def load_checkpoint(
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling refuses anything but plain data
-        raise ValueError(f"{path} is not a readable simvp-nowcast checkpoint: {error}") from error
+        raise ValueError(
+            f"{path} is not a readable simvp-nowcast checkpoint: {load_error_reason(error)}"
+        ) from error
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         found = bundle.get("format") if isinstance(bundle, dict) else type(bundle).__name__
         raise ValueError(

@@ -42,7 +42,12 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
-from simvp_model.checkpoint import check_plain, save_checkpoint, state_dict_mismatch
+from simvp_model.checkpoint import (
+    check_plain,
+    check_resumable,
+    save_checkpoint,
+    state_dict_mismatch,
+)
 from simvp_model.config import SimVPConfig
 from simvp_model.losses import simvp_loss
 from simvp_model.model import SimVP
@@ -297,6 +302,8 @@ def fit(
     resume_path = ckpt_dir / "last.ckpt"
     if resume and not resume_path.is_file():
         raise FileNotFoundError(f"resume requested but {resume_path} does not exist")
+    if resume:
+        check_resumable(resume_path)  # a broken file: one clear error before the Trainer starts
     if not resume and resume_path.exists():
         raise ValueError(
             f"{ckpt_dir} already holds a run; pass resume=True to continue it or use a new out_dir"

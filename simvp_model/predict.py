@@ -28,6 +28,12 @@ ModelLike = str | os.PathLike[str] | LoadedModel | SimVP
 FramesLike = np.ndarray | torch.Tensor | str | os.PathLike[str]
 
 
+_MAGIC: dict[str, tuple[bytes, str]] = {
+    ".npy": (b"\x93NUMPY", "NumPy .npy"),  # numpy.lib.format.MAGIC_PREFIX
+    ".npz": (b"PK", "zip (.npz)"),  # every zip archive starts with "PK"
+}
+
+
 def load_frames(path: str | os.PathLike[str], key: str | None = None) -> np.ndarray:
     """Read frames from a ``.npy`` file or one array of a ``.npz`` file.
 
@@ -47,6 +53,15 @@ def load_frames(path: str | os.PathLike[str], key: str | None = None) -> np.ndar
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} does not exist")
     suffix = path.suffix.lower()
+    if suffix in _MAGIC:
+        with path.open("rb") as file:
+            head = file.read(len(_MAGIC[suffix][0]))
+        if head != _MAGIC[suffix][0]:
+            # np.load would call anything without the magic bytes "pickled data".
+            raise ValueError(
+                f"{path} is not a {suffix} file: it does not start with the {_MAGIC[suffix][1]} "
+                f"signature {_MAGIC[suffix][0]!r} (got {head!r})"
+            )
     if suffix == ".npy":
         if key is not None:
             raise ValueError(f"--key {key!r} applies to .npz files, {path} is .npy")
@@ -75,6 +90,8 @@ def check_frames(frames: np.ndarray, config: SimVPConfig) -> None:
             f"frames must be (T, C, H, W) or (B, T, C, H, W), got ndim={frames.ndim} "
             f"shape={frames.shape}"
         )
+    if frames.ndim == 5 and frames.shape[0] == 0:
+        raise ValueError(f"frames hold no sequences: batch size B=0 in shape {frames.shape}")
     T, C, H, W = frames.shape[-4:]
     expected = (config.in_frames, config.channels, config.height, config.width)
     for name, got, want in zip(("T", "C", "H", "W"), (T, C, H, W), expected, strict=True):

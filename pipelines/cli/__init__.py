@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from pipelines.cli._errors import environment_message
 from simvp_model.registry import Registry
 
 AddCommand = Callable[[argparse._SubParsersAction], None]
@@ -57,12 +58,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:
-        # Bad input from the user: one clear line. The same types are raised by bugs, so
-        # ``-v`` shows where it came from (the traceback) before that line.
-        if args.verbose:
-            traceback.print_exc(file=sys.stderr)
-        print(f"nowcast {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        # Bad input from the user: one clear line, no traceback.
+        return _fail(args, str(error), 2)
+    except OSError as error:
+        # The environment (disk full, permissions, a file where a directory belongs, an
+        # unreachable scheduler): one actionable line; the traceback with -v.
+        return _fail(args, environment_message(error), 1)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """Print ``message`` as one line (after the traceback with ``-v``) and return ``code``."""
+    if args.verbose:
+        traceback.print_exc()
+    print(f"nowcast {args.command}: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import gc
 
+from data_catalog.vocabulary import duration_text
 from pipelines.cli import COMMANDS
-from pipelines.cli._common import add_data_dir
+from pipelines.cli._common import add_data_dir, duration
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -41,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     leads = result.lead_times
     print(f"store:      {result.store} (init_time index {result.index})")
     print(f"init time:  {result.init_time:%Y-%m-%dT%H:%MZ}")
-    print(f"lead times: {len(leads)} ({leads[0]} .. {leads[-1]})")
+    print(f"lead times: {len(leads)} ({duration_text(leads[0])} .. {duration_text(leads[-1])})")
     print(f"checkpoint: {result.checkpoint}")
     for path in result.figures:
         print(f"figure:     {path}")
@@ -61,7 +62,8 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Take the T_in frames ending at the init time from DIR/stores/SOURCE.zarr, predict "
             "the lead times with a SimVP checkpoint (roll-out beyond its native horizon), and "
-            "write them to DIR/forecasts/SOURCE.zarr (re-running an init time replaces it) with "
+            "write them to DIR/forecasts/SOURCE.zarr (SOURCE-Nleads.zarr for --leads N other than "
+            "the model's own horizon; re-running an init time replaces it) with "
             "maps under DIR/figures/SOURCE/. Missing or stale inputs are an error unless "
             "--fallback latest-complete is given."
         ),
@@ -84,7 +86,8 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
         "--leads",
         type=int,
         default=None,
-        help="number of lead times (default: the model's out_frames; more are rolled out)",
+        help="number of lead times (default: the model's out_frames; more are rolled out); "
+        "another count than out_frames goes to its own store, DIR/forecasts/SOURCE-Nleads.zarr",
     )
     parser.add_argument(
         "--fallback",
@@ -94,6 +97,7 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-age",
+        type=duration,
         default=None,
         help="refuse inputs older than this before now, e.g. 30min (default: no limit)",
     )

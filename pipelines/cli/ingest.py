@@ -35,16 +35,12 @@ def _run(args: argparse.Namespace) -> int:
     )
     span = f"{report.first} .. {report.last}" if report.first is not None else "-"
     print(f"period:    {span}")
-    print(
-        f"missing:   {len(report.missing)}"
-        + (
-            f" (first: {', '.join(t.isoformat() for t in report.missing[:5])})"
-            if len(report.missing)
-            else ""
-        )
-    )
+    print(f"events:    {report.events_text()}")
+    print(f"gaps:      {report.gaps_text()}")
+    if report.masked:
+        print(f"masked:    {report.masked} out-of-range pixels set to NaN")
     print(f"size:      {report.store_bytes / 2**20:.1f} MiB, {report.store_frames} time steps")
-    print(f"seconds:   {report.seconds:.1f}")
+    print(f"seconds:   {report.seconds:.1f} ({report.scheduler})")
     return 0
 
 
@@ -70,8 +66,9 @@ def add_ingest(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--scheduler",
         default=None,
-        help="Dask scheduler: 'threads' (default), 'synchronous' or a dask.distributed "
-        "address such as tcp://127.0.0.1:8786",
+        help="where files are decoded and written: 'threads' (default, this process), "
+        "'synchronous' or a dask.distributed scheduler address such as tcp://host:8786 (its "
+        "workers decode and write; the store must be on storage they can write)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run)

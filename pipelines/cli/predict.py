@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     forecast = predict(loaded, frames, horizon=args.horizon, batch_size=args.batch_size)
     output = Path(args.output) if args.output else default_output(args.input)
     output.parent.mkdir(parents=True, exist_ok=True)
-    np.save(output, forecast)
+    with output.open("wb") as file:  # np.save(path) would add ".npy" to any other name
+        np.save(file, forecast)
     c = loaded.config
     print(f"model:    {c.translator} ({c.in_frames} -> {c.out_frames} frames, {c.channels} ch)")
     print(f"input:    {args.input} {tuple(frames.shape)}")
@@ -67,7 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--horizon", type=int, default=None, help="frames to forecast (default: the model's T_out)"
     )
     parser.add_argument(
-        "--output", default=None, help="output .npy (default: INPUT_STEM.forecast.npy beside it)"
+        "--output",
+        default=None,
+        help="output file, written in .npy format under exactly this name "
+        "(default: INPUT_STEM.forecast.npy beside it)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
     parser.set_defaults(func=run)

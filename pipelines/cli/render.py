@@ -30,6 +30,7 @@ def _run(args: argparse.Namespace) -> int:
         n_panels=args.panels,
         variables=args.variable,
         animate=not args.no_animation,
+        n_leads=args.leads,
     )
     for path in paths:
         print(f"figure: {path}")
@@ -59,5 +60,11 @@ def add_render(subparsers: argparse._SubParsersAction) -> None:
         "--out-dir", default=None, help="output folder (default DIR/figures/SOURCE)"
     )
     parser.add_argument("--no-animation", action="store_true", help="PNG only, no GIF")
+    parser.add_argument(
+        "--leads",
+        type=int,
+        default=None,
+        help="the store written by nowcast forecast --leads N (default: the model's own horizon)",
+    )
     add_data_dir(parser)
     parser.set_defaults(func=_run)

@@ -29,7 +29,7 @@ Staleness (one rule for the CLI and the flows)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -183,13 +183,12 @@ def select_inputs(
             f"{_iso(requested)} (stale by {_span(requested - newest)}); ingest newer data first"
         )
         if fallback == "none":
-            raise StaleInputError(f"{stale}, or pass fallback='latest-complete'")
+            raise StaleInputError(f"{stale}, or pass {FALLBACK_FLAG}")
     end = int(times.get_indexer([requested])[0]) if requested <= times[-1] else len(times) - 1
     if end < 0:
         raise StaleInputError(f"init time {_iso(requested)} is missing from the store's time axis")
-    candidates = [end] if fallback == "none" else range(end, in_frames - 2, -1)
     first_problem = stale
-    for stop in candidates:
+    for stop in _candidate_stops(present, end, in_frames, fallback):
         start = stop - in_frames + 1
         if start < 0:
             problem = (
@@ -224,8 +223,63 @@ def select_inputs(
         first_problem = first_problem or problem
         if fallback == "none":
             break
-    hint = "" if fallback != "none" else "; pass fallback='latest-complete' to use older inputs"
+    hint = "" if fallback != "none" else f"; pass {FALLBACK_FLAG} to use older inputs"
     raise StaleInputError(f"cannot forecast from {_iso(requested)}: {first_problem}{hint}")
+
+
+FALLBACK_FLAG = "--fallback latest-complete"
+"""How messages name the fallback: as the CLI spells it (Python and flows: ``fallback=``)."""
+_SEARCH_CHUNK = 8192
+"""Time steps of ``present`` examined per step of the backward search (~4 weeks at 5 min)."""
+
+
+def newest_complete_stop(
+    present: np.ndarray, stop: int, in_frames: int, chunk: int = _SEARCH_CHUNK
+) -> int | None:
+    """Newest index ``<= stop`` ending ``in_frames`` consecutive present steps, or None.
+
+    Searches backwards one chunk at a time with vectorised window sums, so a fallback across
+    a gap of months costs a few array operations, not one Python iteration per time step.
+
+    Parameters
+    ----------
+    present : np.ndarray of bool
+        ``(time,)`` frame availability.
+    stop : int
+        Newest candidate end index.
+    in_frames : int
+        Window length ``T_in``.
+    chunk : int
+        Window ends examined per step.
+    """
+    hi = stop + 1  # exclusive end of the block of time steps examined
+    while hi >= in_frames:
+        lo = max(0, hi - chunk - (in_frames - 1))
+        block = np.asarray(present[lo:hi], dtype=np.int32)  # (hi - lo,)
+        sums = np.convolve(block, np.ones(in_frames, dtype=np.int32), "valid")  # (hi-lo-T_in+1,)
+        full = np.flatnonzero(sums == in_frames)  # window k covers lo + k .. lo + k + T_in - 1
+        if full.size:
+            return lo + int(full[-1]) + in_frames - 1
+        if lo == 0:
+            return None
+        hi = lo + in_frames - 1  # window ends before lo + T_in - 1 are not examined yet
+    return None
+
+
+def _candidate_stops(
+    present: np.ndarray, end: int, in_frames: int, fallback: Fallback
+) -> Iterator[int]:
+    """Window ends to try: ``end``, then (with the fallback) each earlier complete window."""
+    yield end
+    if fallback == "none":
+        return
+    stop = end - 1
+    while stop >= 0:
+        found = newest_complete_stop(present, stop, in_frames)
+        if found is None:
+            return
+        yield found  # rejected only if the store's time axis has a gap inside the window
+        stop = found - 1
 
 
 def newest_present(
@@ -341,7 +395,7 @@ def read_inputs(
         if fallback == "none":
             raise StaleInputError(
                 f"cannot forecast from {_iso(selection.init_time)}: input frames all-NaN at "
-                f"{_list(selection.times[empty])}; pass fallback='latest-complete' to use older "
+                f"{_list(selection.times[empty])}; pass {FALLBACK_FLAG} to use older "
                 "inputs"
             )
         # Mark the empty frames absent and look further back: reads T_in frames per attempt.

@@ -35,7 +35,7 @@ import pyproj
 import xarray as xr
 
 from data_catalog.paths import DataDir
-from data_catalog.vocabulary import CHANNEL, CRS, X, Y
+from data_catalog.vocabulary import CHANNEL, CRS, X, Y, duration_text
 from pipelines.forecast.inputs import (
     FALLBACKS,
     Fallback,
@@ -148,6 +148,28 @@ def forecast_grid(frames: xr.DataArray, store_ds: xr.Dataset) -> ForecastGrid:
     )
 
 
+def check_finite_forecast(predicted: np.ndarray, observed: np.ndarray, checkpoint: str) -> None:
+    """Raise ``ValueError`` naming ``checkpoint`` if the forecast is not finite where inputs were.
+
+    Parameters
+    ----------
+    predicted : np.ndarray
+        ``(L, C, H, W)`` forecast in physical units (NaN outside the observed domain).
+    observed : np.ndarray of bool
+        ``(C, H, W)`` True where the last input frame is finite.
+    checkpoint : str
+        The checkpoint that made the forecast (named in the error).
+    """
+    bad = observed[None] & ~np.isfinite(predicted)  # (L, C, H, W)
+    if bad.any():
+        total = int(np.count_nonzero(observed)) * predicted.shape[0]
+        raise ValueError(
+            f"checkpoint {checkpoint} forecast {int(bad.sum())} of {total} values non-finite "
+            "(NaN or inf) where the inputs were finite; its weights may be broken. Nothing was "
+            "written: pick another checkpoint with --checkpoint, or retrain"
+        )
+
+
 # ----------------------------------------------------------------------------- run
 def run_forecast(
     source: str,
@@ -160,7 +182,11 @@ def run_forecast(
     as_of: TimeLike | None = None,
     time_step_policy: TimeStepPolicy = "error",
 ) -> ForecastResult:
-    """Make one forecast of ``source`` and write it to ``DIR/forecasts/<source>.zarr``.
+    """Make one forecast of ``source`` and write it to its forecast store.
+
+    The store is ``DIR/forecasts/<source>.zarr`` at the checkpoint's own horizon and
+    ``DIR/forecasts/<source>-<N>leads.zarr`` for another lead count ``N`` (one store per lead
+    configuration). A forecast that is not finite where its inputs were is refused.
 
     Parameters
     ----------
@@ -227,6 +253,7 @@ def run_forecast(
     nan = np.isnan(values)  # (T_in, C, H, W)
     predicted = method.predict(values, n_leads)[None]  # (1, L, C, H, W), NaN inputs filled
     predicted = np.where(nan[-1][None, None], np.nan, predicted)[0]  # (L, C, H, W)
+    check_finite_forecast(predicted, ~nan[-1], method.name)
     lap("predict")
 
     grid = forecast_grid(frames, store_ds)
@@ -251,7 +278,8 @@ def run_forecast(
         variable_attrs={v: _var_attrs(store_ds[v].attrs) for v in variables},
         attrs={"input_preparation": json.dumps(_input_preparation(preparation, variables))},
     )
-    forecast_path = paths.forecast_store(source)
+    # One store per lead configuration: the checkpoint's own horizon, or <source>-<N>leads.
+    forecast_path = paths.forecast_store(source, None if n_leads == out_frames else n_leads)
     index = write_forecast(forecast_path, forecast)
     lap("write")
 

@@ -1,5 +1,8 @@
 """The forecast store ``DIR/forecasts/<source>.zarr``: layout and idempotent per-init writes.
 
+(About 600 lines, half of them this description: the layout, its builder and the write protocol
+share the encoding and the crash-stage hooks; back-fills are in :mod:`pipelines.forecast.backfill`.)
+
 Layout (Zarr v3, zstd; checked with cf_xarray and rioxarray, see ``docs/ARCHITECTURE.md``)::
 
     <variable>(init_time, lead_time, y, x)       float32, physical units, grid_mapping="crs"
@@ -17,17 +20,26 @@ Layout (Zarr v3, zstd; checked with cf_xarray and rioxarray, see ``docs/ARCHITEC
 
 Chunks: one chunk ``(1, all leads, full grid)`` per init time and data variable.
 
+The ``init_time`` axis
+---------------------
+``init_time`` holds **only the init times that were issued**, strictly increasing, one entry per
+init time: an hourly deployment over a 5-minute source gets one entry per hour, not eleven empty
+slots between them, so ``ds.sel(init_time=...)``, ``ds.init_time.diff`` and ``len(ds.init_time)``
+mean what an analyst expects, and a store covering years holds no NaN filler. A forecast
+after the newest entry is appended (the common case); re-running an init time replaces its entry
+in place (idempotent); an earlier init time not yet in the store (a back-fill) is inserted in
+order. Every write touches only the new entry's chunks plus a few bytes per init time of the small
+per-init arrays, never the span between init times; a back-fill also renames the later entries'
+chunk files, in a hard-linked copy (no data read or copied). Readers holding the store open across
+a back-fill must reopen it, since later entries move one index. Stores of an older layout, which
+had empty slots at the source step (``forecast_complete = False``), stay readable and writable;
+``open_forecast_store(..., complete_only=True)`` drops such slots.
+
+A complete entry is never replaced by one with fewer finite values (a model that produces NaN),
+and each lead configuration has its own store (see ``DataDir.forecast_store``).
+
 Concurrency and crash safety
 ----------------------------
-The ``init_time`` axis is a **regular grid** at the store's ``init_time_step`` (the source's
-time step) starting at the earliest init time written, so an init time's offset is derived
-from its timestamp: ``index = (init_time - origin) / step``. Init times never written inside the
-covered range are empty slots (data NaN, ``forecast_complete = False``). A forecast earlier than
-the first slot (a backfill) rebuilds the store with the earlier origin in a copy that is then
-swapped in atomically (Linux ``renameat2`` exchange; elsewhere two renames, undone on the next
-write if the writer died between them); a reader holding the store open across such a rebuild
-must reopen it, since the offsets of its init times shift.
-
 Every write holds an exclusive ``fcntl`` lock on ``<store>.lock`` (local file systems only);
 predictions are computed outside the lock, so concurrent runs only serialise their short writes.
 The **commit point** is the consolidated metadata in the root ``zarr.json``, which zarr's local
@@ -35,18 +47,17 @@ store replaces atomically (write to a temporary file, then rename). Readers that
 (``xr.open_zarr`` uses the consolidated metadata) therefore see the ``init_time`` length of the
 last committed write: a writer killed after resizing the arrays or writing new chunks leaves
 uncommitted chunks beyond the visible length, which the next writer discards. A first write
-goes to a temporary directory that is renamed into place. Rewriting an existing init time first
+goes to a temporary directory that is renamed into place. A back-fill builds its copy next to the
+store and swaps it in atomically (Linux ``renameat2`` exchange; elsewhere two renames, undone on
+the next write if the writer died between them). Rewriting an existing init time first
 sets its ``forecast_complete`` flag to False and sets it back only after all its chunks were
 replaced, so a write killed midway marks that one entry incomplete and leaves the others intact.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,13 +68,25 @@ import pyproj
 import xarray as xr
 import zarr
 
+from data_catalog.crs import cf_grid_mapping
 from data_catalog.paths import is_url
-from data_catalog.vocabulary import CRS, INIT_TIME, LATITUDE, LEAD_TIME, LONGITUDE, X, Y
+from data_catalog.vocabulary import (
+    CRS,
+    INIT_TIME,
+    LATITUDE,
+    LEAD_TIME,
+    LONGITUDE,
+    X,
+    Y,
+    duration_text,
+)
+from pipelines.forecast import backfill
 from pipelines.zarr_transaction import (
     commit,
     quiet_consolidation,
     resize_along,
     staged_create,
+    staging_path,
     write_lock,
 )
 
@@ -176,7 +199,7 @@ class Provenance:
 
 def crs_attrs(crs: pyproj.CRS) -> dict[str, object]:
     """CF grid-mapping attributes of ``crs`` plus ``spatial_ref``/``crs_wkt`` (WKT)."""
-    attrs: dict[str, object] = dict(crs.to_cf())
+    attrs = cf_grid_mapping(crs)
     wkt = crs.to_wkt()
     attrs["spatial_ref"] = wkt
     attrs["crs_wkt"] = wkt
@@ -318,7 +341,9 @@ def build_forecast(
 def _offset_string(step: pd.Timedelta) -> str:
     minutes = step / pd.Timedelta("1min")
     if minutes != int(minutes):
-        raise ValueError(f"init_time step must be a whole number of minutes, got {step}")
+        raise ValueError(
+            f"init_time step must be a whole number of minutes, got {duration_text(step)}"
+        )
     return f"{int(minutes)}min"
 
 
@@ -328,7 +353,13 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
     n_leads = ds.sizes[LEAD_TIME]
     for name, var in ds.variables.items():
         if INIT_TIME in var.dims and var.ndim == 4:  # data: one chunk per init time
-            enc[str(name)] = {"chunks": (1, *var.shape[1:]), "compressors": compressors}
+            enc[str(name)] = {
+                "chunks": (1, *var.shape[1:]),
+                "compressors": compressors,
+                # flat chunk files "c.<i>.0.0.0": a back-fill renames one file per later entry
+                # instead of a directory tree (pipelines.forecast.backfill)
+                "chunk_key_encoding": {"name": "default", "separator": "."},
+            }
         elif INIT_TIME in var.dims:
             enc[str(name)] = {"chunks": (_COORD_CHUNK, *var.shape[1:])}
     for name in (INIT_TIME, VALID_TIME, INPUT_TIME):
@@ -376,8 +407,8 @@ def _check_compatible(store: xr.Dataset, new: xr.Dataset) -> None:
         )
     if not np.array_equal(store[LEAD_TIME].values, new[LEAD_TIME].values):
         raise ValueError(
-            f"lead times {list(pd.TimedeltaIndex(new[LEAD_TIME].values))} differ from the store's "
-            f"{list(pd.TimedeltaIndex(store[LEAD_TIME].values))}; write to a separate store"
+            f"this forecast has {_leads_text(new[LEAD_TIME].values)}, the store "
+            f"{_leads_text(store[LEAD_TIME].values)}; each lead configuration has its own store"
         )
     for dim in set(new.dims) - {INIT_TIME}:
         if store.sizes.get(dim) != new.sizes[dim]:
@@ -394,8 +425,10 @@ def _check_compatible(store: xr.Dataset, new: xr.Dataset) -> None:
         )
 
 
-def _slot_times(origin: np.datetime64, step: pd.Timedelta, start: int, stop: int) -> np.ndarray:
-    return origin + np.arange(start, stop) * step.to_timedelta64()
+def _leads_text(leads: np.ndarray) -> str:
+    """``"12 lead times (5min..1h)"``: short whatever the count."""
+    first, last = duration_text(leads[0]), duration_text(leads[-1])
+    return f"{len(leads)} lead times ({first}..{last})"
 
 
 def _resize(path: Path, n: int) -> None:
@@ -456,22 +489,6 @@ def _create(path: Path, forecast: xr.Dataset) -> None:
     staged_create(path, write, on_written=lambda: _stage("created_tmp"))
 
 
-def _recover(path: Path) -> None:
-    """Undo what killed writers left (called under the lock).
-
-    A store swapped out by an interrupted :func:`_prepend` is renamed back; temporary copies
-    and first writes that never reached their rename are removed.
-    """
-    olds = sorted(path.parent.glob(f".{path.name}.*.old"), key=lambda p: p.stat().st_mtime)
-    if olds and not path.exists():
-        logger.warning("restoring %s from %s left by an interrupted rebuild", path, olds[-1])
-        os.rename(olds[-1], path)
-        olds = olds[:-1]
-    for leftover in [*olds, *path.parent.glob(f".{path.name}.*.tmp")]:
-        logger.warning("removing %s left by an interrupted forecast write", leftover)
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
 def _now() -> str:
     return pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -485,6 +502,10 @@ def write_forecast(
 ) -> int:
     """Write (or replace) one forecast in the store at ``path``; safe under concurrency.
 
+    Memory and time depend on the forecast written, not on how many init times the store holds
+    or how far apart they are: an append or a replacement writes the entry's own chunks; a
+    back-fill renames the later entries' chunk files in a hard-linked copy (no data is read).
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -497,13 +518,13 @@ def write_forecast(
     Returns
     -------
     int
-        Index of the forecast along the store's ``init_time`` axis.
+        Index of the forecast along the store's ``init_time`` axis (sorted, issued times only).
 
     Raises
     ------
     ValueError
-        If ``forecast`` does not match the store's layout (variables, leads, grid, step), or its
-        init time lies off the store's regular grid.
+        If ``forecast`` does not match the store's layout (variables, leads, grid, step), or it
+        would replace a complete entry by one with fewer finite values.
     """
     if is_url(os.fspath(path)):
         raise ValueError(f"forecast stores need a local path (for the write lock), got {path!r}")
@@ -512,138 +533,78 @@ def write_forecast(
     path = Path(path)
     init = forecast[INIT_TIME].values[0]
     with store_lock(path, timeout=lock_timeout):
-        _recover(path)
+        backfill.recover(path)
         if not path.exists():
             _create(path, forecast)
             logger.info("created forecast store %s with init_time %s", path, _iso(init))
             return 0
         store = open_forecast_store(path, chunks=None)  # no dask: safe in forked workers
         _check_compatible(store, forecast)
-        n = store.sizes[INIT_TIME]
-        origin = store[INIT_TIME].values[0]
-        step = pd.Timedelta(store.attrs["init_time_step"])
-        offset = pd.Timedelta(init - origin)
-        index, remainder = divmod(offset, step)
-        if remainder != pd.Timedelta(0):
-            raise ValueError(
-                f"init_time {_iso(init)} is not on the store's init grid (first "
-                f"{_iso(origin)}, step {step}); use a store per init-time step"
-            )
-        index = int(index)
+        times = store[INIT_TIME].values  # (n,) sorted, one per issued init time
+        n = len(times)
+        index = int(np.searchsorted(times, init))
         _resize(path, n)  # discard whatever an interrupted writer left beyond the committed n
-        if index < 0:  # earlier than the first slot: rebuild with a new origin, then swap
-            _prepend(path, forecast, origin, step, n, -index)
-            index, action = 0, "prepended"
-        elif index < n:  # replace: flag the entry incomplete until all its chunks are replaced
-            _region_write(
-                path, forecast[[COMPLETE]].copy(data={COMPLETE: np.array([False])}), index
-            )
-            _stage("flagged_incomplete")
-            _region_write(path, forecast.drop_vars(COMPLETE), index)
-            _stage("data_written")
-            _region_write(path, forecast[[COMPLETE]], index)  # True only after all chunks
+        if index < n and times[index] == init:
+            _check_not_worse(store.isel({INIT_TIME: index}), forecast)
+            _replace(path, forecast, index)
             action = "replaced"
-        else:  # append: resize, fill the new slots, commit by consolidating
-            _resize(path, index + 1)
+        elif index == n:  # append: resize, write the new entry only, commit by consolidating
+            _resize(path, n + 1)
             _stage("resized")
-            block = _block(forecast, _slot_times(origin, step, n, index + 1))
-            _region_write(path, block, n)
+            _region_write(path, forecast, n)
+            _stage("data_written")
             action = "appended"
-        if action != "prepended":
-            _stage("data_written" if action == "appended" else "flag_written")
+        else:  # back-fill: sorted insert in a hard-linked copy, swapped in atomically
+            _insert(path, forecast, index, n)
+            action = "inserted"
+        if action != "inserted":
             _commit(path, f"{_now()} {action} init_time {_iso(init)}")
         _stage("committed")
     logger.info("%s init_time %s (index %d) in %s", action, _iso(init), index, path)
     return index
 
 
-def _block(forecast: xr.Dataset, times: np.ndarray) -> xr.Dataset:
-    """``forecast`` placed at its own init time among the slots ``times`` (others empty)."""
-    if len(times) == 1:
-        return forecast
-    block = forecast.reindex({INIT_TIME: times})  # empty slots: NaN / NaT / missing
-    block[COMPLETE] = block[COMPLETE].fillna(False).astype(bool)
-    for name in PROVENANCE_STRINGS:
-        block[name] = block[name].fillna("").astype(object)
-    block[VALID_TIME] = block[INIT_TIME] + block[LEAD_TIME]  # (n_new, L)
-    block[VALID_TIME].attrs = forecast[VALID_TIME].attrs
-    return block.set_coords(VALID_TIME)
+def _finite_count(ds: xr.Dataset) -> int:
+    """Finite values over the forecast variables of one entry (loads one entry only)."""
+    names = [str(v) for v in ds.data_vars if ds[v].ndim >= 3]  # (lead_time, y, x) variables
+    return int(sum(np.count_nonzero(np.isfinite(np.asarray(ds[v].values))) for v in names))
 
 
-def _prepend(
-    path: Path, forecast: xr.Dataset, origin: np.datetime64, step: pd.Timedelta, n: int, k: int
-) -> None:
-    """Rebuild the store with ``k`` slots before ``origin`` in a copy, then swap it in.
-
-    Called under the lock. Every array along ``init_time`` is copied shifted by ``k`` into a
-    temporary copy of the store, the new forecast is written into slot 0, the copy is
-    consolidated, and the directories are exchanged atomically (:func:`_exchange`), or, where
-    that is unsupported, swapped by two renames (:func:`_recover` restores the old store if a
-    writer dies between them). Costs a full copy: meant for occasional backfills.
-    """
-    logger.warning(
-        "init_time %s precedes the store's first slot %s: rebuilding %s with %d more slots",
-        _iso(forecast[INIT_TIME].values[0]),
-        _iso(origin),
-        path,
-        k,
-    )
-    tag = uuid.uuid4().hex
-    tmp = path.with_name(f".{path.name}.{tag}.tmp")
-    shutil.copytree(path, tmp)
-    src = zarr.open_group(str(path), mode="r", use_consolidated=False)
-    dst = zarr.open_group(str(tmp), mode="r+", use_consolidated=False)
-    for name, source in src.arrays():
-        dims = source.metadata.dimension_names or ()
-        if INIT_TIME not in dims:
-            continue
-        if dims.index(INIT_TIME) != 0:
-            raise ValueError(f"{name}: init_time must be the first dim, got {dims}")
-        target = dst[name]
-        target.resize((n + k, *source.shape[1:]))
-        if source.chunks[0] == 1:  # data: one chunk per init time, copied one by one
-            for i in reversed(range(n)):
-                target[i + k] = source[i]
-            target[: min(k, n)] = target.fill_value  # stale copies: empty chunks are deleted
-        else:  # small per-init arrays: shift in memory
-            values = source[...]
-            shifted = np.full((n + k, *source.shape[1:]), target.fill_value, dtype=values.dtype)
-            shifted[k:] = values
-            target[...] = shifted
-    _stage("prepend_copied")
-    _region_write(tmp, _block(forecast, _slot_times(origin, step, -k, 0)), 0)
-    _commit(tmp, f"{_now()} prepended init_time {_iso(forecast[INIT_TIME].values[0])}")
-    if _exchange(tmp, path):  # atomic: readers see the old or the new store, never none
-        _stage("swapped")
-        shutil.rmtree(tmp, ignore_errors=True)  # now the old store
+def _check_not_worse(entry: xr.Dataset, forecast: xr.Dataset) -> None:
+    """Refuse to replace a complete entry by one with fewer finite values (a broken model)."""
+    if not bool(entry[COMPLETE].values):
         return
-    old = path.with_name(f".{path.name}.{tag}.old")
-    os.rename(path, old)
-    _stage("swapped_out")
-    os.rename(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    old, new = _finite_count(entry), _finite_count(forecast.isel({INIT_TIME: 0}))
+    if new < old:
+        raise ValueError(
+            f"refusing to replace the complete forecast for init_time "
+            f"{_iso(entry[INIT_TIME].values)} ({old} finite values, checkpoint "
+            f"{str(entry['checkpoint'].values)!r}) by one with {new} finite values (checkpoint "
+            f"{str(forecast['checkpoint'].values[0])!r})"
+        )
 
 
-_RENAME_EXCHANGE = 2  # linux/fs.h
-_AT_FDCWD = -100
+def _replace(path: Path, forecast: xr.Dataset, index: int) -> None:
+    """Rewrite entry ``index``: flagged incomplete until all its chunks are replaced."""
+    _region_write(path, forecast[[COMPLETE]].copy(data={COMPLETE: np.array([False])}), index)
+    _stage("flagged_incomplete")
+    _region_write(path, forecast.drop_vars(COMPLETE), index)
+    _stage("data_written")
+    _region_write(path, forecast[[COMPLETE]], index)  # True only after all chunks
+    _stage("flag_written")
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux ``renameat2`` exchange); False if unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if result != 0:
-        logger.debug("renameat2 exchange failed: %s", os.strerror(ctypes.get_errno()))
-        return False
-    return True
+def _insert(path: Path, forecast: xr.Dataset, index: int, n: int) -> None:
+    """Insert ``forecast`` at ``index`` (< n): a hard-linked copy with later entries moved one
+    slot (:func:`pipelines.forecast.backfill.copy_with_gap`), the entry written there, the copy
+    committed and swapped in (:func:`pipelines.forecast.backfill.swap_in`). Called under the
+    lock.
+    """
+    init = _iso(forecast[INIT_TIME].values[0])
+    logger.info("inserting init_time %s at index %d of %d", init, index, n)
+    tmp = staging_path(path)
+    backfill.copy_with_gap(path, tmp, index, n)
+    _stage("insert_copied")
+    _region_write(tmp, forecast, index)
+    _commit(tmp, f"{_now()} inserted init_time {init}")
+    backfill.swap_in(tmp, path, _stage)

@@ -17,22 +17,18 @@ file and the problem:
 Writing (:func:`write_region`) puts a batch of frames at the indices its timestamps
 determine. The region is the batch's span rounded out to whole time chunks; slots of the region
 that the batch does not cover keep what the store already holds (read back and merged), so
-overlapping or repeated ingests never lose or duplicate a frame. The data variables are written
-first (through Dask, chunk-aligned, or eagerly from NumPy), then ``frame_present`` is set:
-a crash in between leaves frames marked absent, and the retry rewrites them.
+overlapping or repeated ingests never lose or duplicate a frame. Workers write the data
+variables of disjoint regions (whole chunks, straight through ``zarr``); the client then sets
+``frame_present`` (:func:`mark_present`): a crash in between leaves frames marked absent, and
+the retry rewrites them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import dask
-import dask.array
 import numpy as np
 import pandas as pd
 import pyproj
@@ -40,6 +36,7 @@ import xarray as xr
 import zarr
 
 from data_catalog import vocabulary as voc
+from data_catalog.crs import crs_label
 from data_catalog.spec import SourceSpec
 from pipelines.ingest.store import FRAME_PRESENT, StoreLayout
 
@@ -145,7 +142,8 @@ def validate_frames(
     crs = crs_of(ds, label)
     if not crs.equals(spec.grid.pyproj_crs, ignore_axis_order=True):
         raise IngestError(
-            f"{label}: CRS {crs.to_string()!r} differs from the catalog CRS {spec.grid.crs!r}"
+            f"{label}: CRS {crs_label(crs)!r} differs from the catalog CRS "
+            f"{crs_label(spec.grid.crs)!r}"
         )
     _check_coords(ds, spec.grid.y_coords(), spec.grid.x_coords(), "the catalog grid", label)
     for name in (voc.LATITUDE, voc.LONGITUDE):
@@ -177,6 +175,7 @@ def validate_arrays(
     spec: SourceSpec,
     label: str,
     expected_time: pd.Timestamp | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
     """Check decoded arrays (a reader's ``Frames``) against ``spec``.
 
@@ -186,6 +185,9 @@ def validate_arrays(
         Frame times, shape ``(T,)``.
     data : mapping
         Variable name -> array ``(T, H, W)`` in the spec's units, NaN = no data.
+    ranges : dict, optional
+        Filled with variable name -> ``(min, max)`` of the finite values (NaN if none): the
+        passes the range check makes anyway.
 
     Returns
     -------
@@ -219,7 +221,9 @@ def validate_arrays(
         ):
             raise IngestError(f"{label}: variable {var.name!r} has dtype {values.dtype}")
         values = values.astype("float32", copy=False)  # the store's dtype (ARCHITECTURE.md)
-        _check_values(values, var.name, var.valid_range, var.units, label)
+        extremes = _check_values(values, var.name, var.valid_range, var.units, label)
+        if ranges is not None:
+            ranges[var.name] = extremes
         out[var.name] = values
     return index, out
 
@@ -230,6 +234,8 @@ def _check_times(values: np.ndarray, label: str) -> pd.DatetimeIndex:
     if not np.issubdtype(values.dtype, np.datetime64):
         raise IngestError(f"{label}: time has dtype {values.dtype}, not datetime64")
     times = pd.DatetimeIndex(values).as_unit("ns")
+    if len(times) == 1 and not times.hasnans:
+        return times  # one frame per file, the common case: nothing else to check
     if times.hasnans:
         raise IngestError(f"{label}: time holds NaT")
     if times.has_duplicates:
@@ -246,14 +252,17 @@ def _check_times(values: np.ndarray, label: str) -> pd.DatetimeIndex:
 
 def _check_values(
     values: np.ndarray, name: str, valid_range: tuple[float, float], units: str, label: str
-) -> None:
-    """Raise unless every value is NaN or finite inside ``valid_range``."""
+) -> tuple[float, float]:
+    """Raise unless every value is NaN or finite inside ``valid_range``; return the
+    ``(min, max)`` of the values (NaN when all are NaN)."""
     lo, hi = valid_range
+    if not values.size:
+        return np.nan, np.nan
     smallest = np.fmin.reduce(values, axis=None)  # NaN-skipping; NaN only if all NaN
     largest = np.fmax.reduce(values, axis=None)
     finite = np.isfinite(smallest) and np.isfinite(largest)
     if np.isnan(smallest) or (finite and lo <= smallest and largest <= hi):
-        return  # the common case: two passes over the data, no temporaries
+        return float(smallest), float(largest)  # two passes over the data, no temporaries
     infinite = np.isinf(values)
     if infinite.any():
         raise IngestError(f"{label}: variable {name!r} holds {int(infinite.sum())} infinite values")
@@ -305,117 +314,68 @@ def check_against_store(ds: xr.Dataset, store: xr.Dataset, label: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def dask_scheduler(scheduler: Any = None) -> Iterator[Any]:
-    """Context in which ``dask.compute`` uses ``scheduler``.
-
-    Parameters
-    ----------
-    scheduler : None, str or distributed.Client
-        ``None`` or ``"threads"`` (local threads, the default), ``"synchronous"``, a
-        ``dask.distributed`` scheduler address (``tcp://host:8786``) or a ``Client``.
-
-    Yields
-    ------
-    The value passed to ``dask.config.set(scheduler=...)``.
-    """
-    if scheduler is None or scheduler in ("threads", "synchronous", "sync", "single-threaded"):
-        name = scheduler or "threads"
-        with dask.config.set(scheduler=name):
-            yield name
-        return
-    if isinstance(scheduler, str):
-        if "://" not in scheduler:
-            raise ValueError(
-                f"unknown scheduler {scheduler!r}; use 'threads', 'synchronous' or a "
-                "dask.distributed address such as 'tcp://127.0.0.1:8786'"
-            )
-        from distributed import Client
-
-        with Client(scheduler, set_as_default=False) as client, dask.config.set(scheduler=client):
-            yield client
-        return
-    with dask.config.set(scheduler=scheduler):  # a distributed.Client
-        yield scheduler
-
-
 def write_region(
     path: str,
     layout: StoreLayout,
-    frames: xr.Dataset,
-    use_dask: bool = True,
+    start: int,
+    blocks: Mapping[str, np.ndarray],
+    keep: np.ndarray,
 ) -> tuple[int, int]:
-    """Write validated ``frames`` at the indices their timestamps determine.
+    """Write whole time chunks of the data variables (not ``frame_present``), on a worker.
 
     Parameters
     ----------
     path : str
-        Store path; its time axis must already cover the frames (see ``store.grow``).
+        Store path; its time axis must already cover the region (see ``store.grow``).
     layout : StoreLayout
         The store's layout.
-    frames : xarray.Dataset
-        Validated frames (:func:`validate_frames`), ``(time, y, x)``, sorted unique times.
-    use_dask : bool
-        Write through Dask (chunk-aligned, under the active scheduler) or eagerly from NumPy.
+    start : int
+        First store index of the region, a multiple of the time chunk.
+    blocks : mapping
+        Variable name -> float32 array ``(T_region, H, W)``, ``T_region`` a multiple of the
+        time chunk: the region's frames, NaN in slots without one. Slots in ``keep`` are
+        overwritten here with what the store holds.
+    keep : numpy.ndarray
+        Store indices in the region whose stored frames the batch leaves alone, shape ``(k,)``
+        int64 (from ``frame_present`` as the client read it: no other task writes the region).
 
     Returns
     -------
     (int, int)
-        The region written, ``[start, stop)`` store indices (whole time chunks).
+        The region ``[start, stop)``. A region is rewritten whole, so a chunk is never
+        written partially; the caller marks its frames present (:func:`mark_present`) after
+        this returns: a crash in between leaves them absent and the retry rewrites them.
     """
-    index = layout.index_of(frames[voc.TIME].values)  # (n,) store indices
-    tc, yc, xc = layout.chunks
-    start = int(index.min()) // tc * tc
-    stop = (int(index.max()) // tc + 1) * tc
+    tc = layout.time_chunk
+    length = {block.shape[0] for block in blocks.values()}
+    if len(length) != 1 or start % tc or next(iter(length)) % tc:
+        raise ValueError(f"region at {start} of lengths {length} is not whole time chunks of {tc}")
+    stop = start + length.pop()
     group = zarr.open_group(path, mode="r+", use_consolidated=True)
     if group[voc.TIME].shape[0] < stop:
         raise ValueError(f"store {path} has {group[voc.TIME].shape[0]} frames, need {stop}")
-    present = np.asarray(group[FRAME_PRESENT][start:stop], dtype=bool)  # (stop-start,)
-    in_batch = np.zeros(stop - start, dtype=bool)
-    in_batch[index - start] = True
-    keep = present & ~in_batch  # frames already in the store that this batch leaves alone
-    ny, nx = frames.sizes[voc.Y], frames.sizes[voc.X]
-    region_vars = {}
-    covers = len(index) == stop - start  # the frames fill the region: write them as they are
+    keep = np.asarray(keep, dtype="int64")
+    if keep.size and (keep.min() < start or keep.max() >= stop):
+        raise ValueError(f"keep indices {keep} are outside the region [{start}, {stop})")
     for name in layout.variables:
-        if covers:
-            block = np.ascontiguousarray(frames[name].values, dtype="float32")  # (T, H, W)
-            region_vars[name] = (DIMS, _chunked_view(block, (tc, yc, xc)) if use_dask else block)
-            continue
-        block = np.empty((stop - start, ny, nx), dtype="float32")  # (T_region, H, W)
-        block[~(in_batch | keep)] = np.nan  # slots with no frame (each page written once)
-        if keep.any():
-            kept = np.flatnonzero(keep)
-            block[kept] = group[name].get_orthogonal_selection(
-                (kept + start, slice(None), slice(None))
+        block = blocks[name]
+        if keep.size:
+            block[keep - start] = group[name].get_orthogonal_selection(
+                (keep, slice(None), slice(None))
             )
-        block[index - start] = frames[name].values
-        region_vars[name] = (DIMS, _chunked_view(block, (tc, yc, xc)) if use_dask else block)
-    region = xr.Dataset(region_vars)
-    region.to_zarr(
-        path,
-        mode="r+",
-        region={voc.TIME: slice(start, stop), voc.Y: slice(None), voc.X: slice(None)},
-        consolidated=False,  # the consolidated metadata (shapes) does not change here
-    )
-    group[FRAME_PRESENT][start:stop] = present | in_batch
-    log.debug("store %s: wrote frames %d..%d (%d new)", path, start, stop, int(in_batch.sum()))
+        group[name][start:stop] = block
+    log.debug("store %s: wrote frames %d..%d", path, start, stop)
     return start, stop
 
 
-def _chunked_view(block: np.ndarray, chunks: tuple[int, int, int]) -> dask.array.Array:
-    """A Dask array whose chunks are views of ``block`` (``da.from_array`` would copy and
-    hash the whole block first)."""
-    normal = dask.array.core.normalize_chunks(chunks, block.shape, dtype=block.dtype)
-    starts = [np.concatenate([[0], np.cumsum(c)]) for c in normal]
-    name = f"ingest-region-{uuid.uuid4().hex}"
-    graph = {
-        (name, *index): block[
-            tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, index, strict=True))
-        ]
-        for index in itertools.product(*(range(len(c)) for c in normal))
-    }
-    return dask.array.Array(graph, name, normal, dtype=block.dtype)
+def mark_present(path: str, present: np.ndarray, start: int, stop: int) -> None:
+    """Write ``present[start:stop]`` into the store's ``frame_present`` (the client's copy).
+
+    Called by the client after a region's data are written: a crash in between leaves the
+    frames marked absent, and the retry rewrites them.
+    """
+    group = zarr.open_group(path, mode="r+", use_consolidated=True)
+    group[FRAME_PRESENT][start:stop] = present[start:stop]
 
 
 def frame_present_mask(path: str) -> np.ndarray:

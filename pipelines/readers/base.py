@@ -10,7 +10,6 @@ import io
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -23,6 +22,7 @@ import xarray as xr
 
 from data_catalog import vocabulary as voc
 from data_catalog.catalog import parse_time
+from data_catalog.crs import cf_grid_mapping, crs_label
 from data_catalog.paths import is_url
 from data_catalog.spec import GridSpec, ReaderOptions, SourceSpec, VariableSpec
 from simvp_model.registry import Registry
@@ -292,13 +292,13 @@ def check_crs(file_crs: str | pyproj.CRS, spec: SourceSpec, path: str) -> None:
     grid = spec.grid
     if crs.is_geographic != grid.is_geographic:
         raise ValueError(
-            f"{path}: CRS {crs.to_string()!r} is "
+            f"{path}: CRS {crs_label(crs)!r} is "
             f"{'geographic' if crs.is_geographic else 'projected'}, source {spec.name!r} "
-            f"expects {grid.crs!r}"
+            f"expects {crs_label(grid.crs)!r}"
         )
     if not grid.same_crs(crs):
         raise ValueError(
-            f"{path}: CRS {crs.to_string()!r} does not match {grid.crs!r} of source "
+            f"{path}: CRS {crs_label(crs)!r} does not match {crs_label(grid.crs)!r} of source "
             f"{spec.name!r} (grid points move by {grid.crs_displacement(crs):.4g} units)"
         )
 
@@ -417,11 +417,7 @@ def grid_dataset(grid: GridSpec) -> xr.Dataset:
             {"standard_name": "longitude", "units": "degrees_east"},
         ),
     }
-    with warnings.catch_warnings():
-        # Oblique projections (Swiss somerc) lose a parameter in the CF *grid_mapping* terms;
-        # the full definition stays in the ``crs_wkt`` attribute, which readers of CF use.
-        warnings.filterwarnings("ignore", "angle from rectified to skew grid", UserWarning)
-        crs_attrs = grid.pyproj_crs.to_cf()
+    crs_attrs = cf_grid_mapping(grid.pyproj_crs)
     return xr.Dataset({voc.CRS: ((), np.int32(0), crs_attrs)}, coords=coords)
 
 

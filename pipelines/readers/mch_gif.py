@@ -39,7 +39,10 @@ def decode_dn(path: str) -> np.ndarray:
             if image.mode != "P":
                 raise ValueError(f"{path}: GIF mode {image.mode!r}, expected a palette ('P')")
             return np.array(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as error:
+    except UnidentifiedImageError:
+        # PIL's own text names the in-memory buffer (<_io.BytesIO object at 0x...>), not the file.
+        raise ValueError(f"{path}: not a GIF (no image format recognised)") from None
+    except (OSError, SyntaxError, EOFError) as error:
         raise ValueError(f"{path}: not a readable GIF (corrupt or truncated?): {error}") from None
 
 

@@ -31,8 +31,12 @@ def load_stored_forecast(
     source: str,
     init_time: str | np.datetime64 | pd.Timestamp | None = None,
     data_dir: str | os.PathLike[str] | None = None,
+    n_leads: int | None = None,
 ) -> xr.Dataset:
     """One complete init time from ``DIR/forecasts/<source>.zarr`` (None = the newest).
+
+    ``n_leads`` picks the store of another lead configuration (``<source>-<N>leads.zarr``,
+    see :meth:`data_catalog.paths.DataDir.forecast_store`).
 
     Raises
     ------
@@ -41,7 +45,7 @@ def load_stored_forecast(
     ValueError
         The init time is not in the store or its write did not complete.
     """
-    path = DataDir.resolve(data_dir).forecast_store(source)
+    path = DataDir.resolve(data_dir).forecast_store(source, n_leads)
     if not Path(path).exists():
         raise FileNotFoundError(f"no forecast store {path}: run nowcast forecast first")
     store = open_forecast_store(path)
@@ -96,9 +100,10 @@ def render_stored(
     n_panels: int = 4,
     variables: Sequence[str] | None = None,
     animate: bool = True,
+    n_leads: int | None = None,
 ) -> tuple[str, ...]:
     """Render a stored forecast (PNG + GIF) to ``out_dir`` (default ``DIR/figures/<source>/``)."""
-    forecast = load_stored_forecast(source, init_time, data_dir)
+    forecast = load_stored_forecast(source, init_time, data_dir, n_leads)
     observed = stored_inputs(forecast, data_dir)
     target = out_dir if out_dir is not None else DataDir.resolve(data_dir).figures(source)
     return render_run(

@@ -6,6 +6,7 @@ import copy
 
 import fsspec
 import pandas as pd
+import pyproj
 import pytest
 import yaml
 
@@ -205,3 +206,38 @@ def test_grid_coords_are_pixel_centres():
         11.5,
     ]
     assert grid.is_geographic and grid.pixel_size == (1.0, 1.0)
+
+
+SWISS = "+proj=somerc +lon_0=7.43958333333333 +lat_0=46.9524055555556 +k_0=1 +x_0=600000 +y_0=200000 +ellps=bessel +units=m +no_defs"  # noqa: E501
+
+
+@pytest.mark.parametrize(
+    ("crs", "extent", "message"),
+    [
+        # EPSG:4326 with the MeteoSwiss extent in metres: latitudes up to 479,500 degrees.
+        (
+            "EPSG:4326",
+            (255000.0, 965000.0, -160000.0, 480000.0),
+            r"not in degrees.*'EPSG:4326'.*geographic \(degree",
+        ),
+        # The reverse: a projected CRS with a lon/lat extent (a grid of millimetre pixels).
+        (SWISS, (5.9, 10.5, 45.8, 47.8), r"looks like degrees.*'\+proj=somerc.*projected"),
+    ],
+)  # fmt: skip
+def test_extent_units_must_match_the_crs(crs, extent, message):
+    with pytest.raises(ValueError, match=message):
+        GridSpec(crs, (640, 710), extent)
+
+
+def test_extent_unit_error_names_a_wkt_crs_briefly():
+    wkt = pyproj.CRS.from_epsg(4326).to_wkt()
+    assert len(wkt) > 300
+    with pytest.raises(ValueError, match="'EPSG:4326' is geographic") as info:
+        GridSpec(wkt, (2, 2), (0.0, 2e5, 0.0, 2e5))
+    assert len(str(info.value)) < 300
+
+
+def test_extent_in_the_crs_units_is_accepted():
+    GridSpec(SWISS, (640, 710), (255000.0, 965000.0, -160000.0, 480000.0))
+    GridSpec("EPSG:4326", (33, 49), (-10.125, 2.125, 49.875, 58.125))
+    GridSpec("EPSG:4326", (2, 4), (180.0, 360.0, -90.0, 90.0))

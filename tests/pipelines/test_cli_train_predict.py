@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from pipelines.cli import main
-from simvp_model.checkpoint import load_checkpoint
+from simvp_model.checkpoint import load_checkpoint, save_checkpoint
 from simvp_model.datasets.moving_mnist import MovingMNIST, MovingMNISTConfig
+from simvp_model.model import SimVP
+from simvp_model.normalisation import Normalisation
+from simvp_model.presets import get_preset
 
 
 @pytest.mark.timeout(240)
@@ -98,6 +101,20 @@ def test_train_rejects_preset_with_other_shape(
     code = main(["train", "--source=moving-mnist", "--preset=tiny", f"--data-dir={tmp_path}"])
     assert code == 2
     assert "Moving MNIST needs 1×64×64" in capsys.readouterr().err
+
+
+def test_predict_writes_and_prints_the_path_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = SimVP(get_preset("tiny")).eval()  # T_in = T_out = 4, 1 x 16 x 16
+    save_checkpoint(tmp_path / "best.pt", model, model.config, Normalisation.identity(1))
+    np.save(tmp_path / "seq.npy", np.ones((4, 1, 16, 16), np.float32))
+    out = tmp_path / "result.txt"
+    args = ["predict", f"--checkpoint={tmp_path / 'best.pt'}", f"--input={tmp_path / 'seq.npy'}"]
+    assert main([*args, f"--output={out}"]) == 0
+    assert f"forecast: {out} " in capsys.readouterr().out
+    assert out.is_file() and not (tmp_path / "result.txt.npy").exists()
+    assert np.load(out).shape == (4, 1, 16, 16)
 
 
 def test_user_error_is_one_line_and_verbose_shows_the_traceback(

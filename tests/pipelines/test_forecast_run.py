@@ -191,14 +191,15 @@ def test_cli_with_real_checkpoint_rolls_out(tmp_path, capsys):
         + ["--no-render", "--export-wb2", str(wb2)]
     )
     assert rc == 0
-    assert "lead times: 5" in capsys.readouterr().out
+    assert "lead times: 5 (5min .. 25min)" in capsys.readouterr().out
     assert xr.open_zarr(wb2)["precipitation_rate"].dims == (
         "time",
         "prediction_timedelta",
         "y",
         "x",
     )
-    ds = open_forecast_store(tmp_path / "forecasts" / f"{SOURCE}.zarr")
+    # 5 leads differ from the model's 3: their own store
+    ds = open_forecast_store(tmp_path / "forecasts" / f"{SOURCE}-5leads.zarr")
     assert ds.sizes["lead_time"] == 5  # model out_frames=3, rolled out
     assert ds["checkpoint"].values[0] == str(ckpt)
     assert len(ds["checkpoint_sha256"].values[0]) == 64
@@ -262,3 +263,89 @@ def test_only_the_input_window_is_prepared(tmp_path, fake, monkeypatch):
     monkeypatch.setattr(forecast_inputs, "prepare_frames", recording_prepare)
     _run(tmp_path, fake)
     assert prepared_sizes == [4]  # T_in of the checkpoint, not the 12 stored steps
+
+
+def test_each_lead_configuration_has_its_own_store(tmp_path, fake):
+    # Regression: --leads N failed once the store held another lead count.
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    default = _run(tmp_path, fake, init_time="2021-06-01T12:30")  # the model's own 3 leads
+    longer = _run(tmp_path, fake, init_time="2021-06-01T12:30", lead_times=24)
+    again = _run(tmp_path, fake, init_time="2021-06-01T12:35", lead_times=24)
+    assert default.store == str(tmp_path / "forecasts" / f"{SOURCE}.zarr")
+    assert longer.store == again.store == str(tmp_path / "forecasts" / f"{SOURCE}-24leads.zarr")
+    assert open_forecast_store(default.store).sizes["lead_time"] == 3
+    assert open_forecast_store(longer.store).sizes["lead_time"] == 24
+    assert open_forecast_store(longer.store).sizes["init_time"] == 2
+    assert _run(tmp_path, fake, init_time="2021-06-01T12:30", lead_times=3).store == default.store
+
+
+def _nan_predictor(loaded, frames, horizon):
+    return np.full((1, horizon, *frames.shape[2:]), np.nan, dtype=np.float32)
+
+
+def test_a_non_finite_forecast_is_refused_naming_the_checkpoint(tmp_path, fake):
+    # Regression: NaN weights wrote an all-NaN forecast marked complete over the good one.
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    good = _run(tmp_path, fake)
+    broken = SimVPMethod.from_loaded(FakeLoaded(), _nan_predictor)
+    with pytest.raises(ValueError, match=r"checkpoint fake.pt forecast \d+ of \d+ values non-fin"):
+        _run(tmp_path, fake, checkpoint=broken)
+    ds = open_forecast_store(good.store)
+    assert ds.sizes["init_time"] == 1 and ds["forecast_complete"].values.all()
+    assert np.isfinite(ds["precipitation_rate"].values[0][:, 16, 16]).all()
+
+
+def test_cli_refuses_a_checkpoint_with_nan_weights(tmp_path, capsys):
+    import torch
+
+    from simvp_model.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.set_num_threads(1)
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    ckpt = tiny_checkpoint(tmp_path / "nan.pt")
+    loaded = load_checkpoint(ckpt)
+    with torch.no_grad():
+        for parameter in loaded.model.parameters():
+            parameter.fill_(float("nan"))
+    save_checkpoint(
+        ckpt, loaded.model, loaded.config, loaded.normalisation, {}, dict(loaded.metadata)
+    )
+    args = ["forecast", "--source", SOURCE, "--data-dir", str(tmp_path), "--checkpoint", str(ckpt)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"checkpoint {ckpt} forecast" in err[0], err
+    assert not (tmp_path / "forecasts" / f"{SOURCE}.zarr").exists()
+
+
+@pytest.mark.timeout(20)  # scanning one window per time step took minutes here
+def test_fallback_across_a_five_year_gap_searches_in_chunks():
+    times = pd.date_range("2015-01-01", periods=5 * 365 * 288 + 12, freq="5min")
+    present = np.zeros(len(times), dtype=bool)
+    present[:12] = True  # the only observations: the first hour; five years absent since
+    store = xr.Dataset(coords={"time": times}, attrs={"time_step": "5min"})
+    selection = forecast_inputs.select_inputs(
+        store, 4, times[-1], present, fallback="latest-complete"
+    )
+    assert selection.init_time == pd.Timestamp(times[11], tz="UTC")
+    with pytest.raises(StaleInputError, match="or pass --fallback latest-complete$"):
+        forecast_inputs.select_inputs(store, 4, times[-1], present)
+
+
+def test_backward_search_matches_a_brute_force_scan():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, t_in = int(rng.integers(1, 60)), int(rng.integers(1, 6))
+        present = rng.random(n) < rng.uniform(0.3, 1.0)
+        stop = int(rng.integers(0, n))
+        ends = [s for s in range(stop, t_in - 2, -1) if s >= t_in - 1]
+        brute = next((s for s in ends if present[s - t_in + 1 : s + 1].all()), None)
+        assert forecast_inputs.newest_complete_stop(present, stop, t_in, chunk=7) == brute
+
+
+def test_time_step_mismatch_spells_steps_as_the_catalog_does(tmp_path, fake):
+    obs_store(tmp_path / "stores" / f"{SOURCE}.zarr")
+    loaded = FakeLoaded()
+    loaded.metadata = {**loaded.metadata, "time_step": "10min"}
+    method = SimVPMethod.from_loaded(loaded, fake)
+    with pytest.raises(ValueError, match=r"time step '10min' differs from the store's 5min$"):
+        _run(tmp_path, fake, checkpoint=method)

@@ -87,43 +87,100 @@ def test_geographic_layout_uses_latitude_longitude_dims(tmp_path):
     np.testing.assert_allclose(ds["latitude"].values, [56.0, 55.5, 55.0, 54.5])
 
 
-def test_idempotent_rewrite_gaps_and_out_of_order(tmp_path):
+def test_idempotent_rewrite_appends_and_sorted_backfills(tmp_path):
     path = tmp_path / "f.zarr"
     assert write_forecast(path, make_forecast(T0, 1.0)) == 0
-    assert write_forecast(path, make_forecast("2021-06-01T12:15", 4.0)) == 3  # gap of 2 slots
-    assert write_forecast(path, make_forecast("2021-06-01T12:05", 2.0)) == 1  # fills a gap
+    assert write_forecast(path, make_forecast("2021-06-01T13:00", 4.0)) == 1  # an hour later
+    assert write_forecast(path, make_forecast("2021-06-01T12:05", 2.0)) == 1  # back-fill
     assert write_forecast(path, make_forecast(T0, 10.0, checkpoint="new.pt")) == 0  # replace
     assert write_forecast(path, make_forecast(T0, 10.0, checkpoint="new.pt")) == 0  # again
     ds = open_forecast_store(path)
+    # only the issued init times, in order: no empty slots at the source step
     np.testing.assert_array_equal(
-        ds["init_time"].values, pd.date_range(T0, periods=4, freq="5min").values
+        ds["init_time"].values,
+        pd.DatetimeIndex(["2021-06-01T12:00", "2021-06-01T12:05", "2021-06-01T13:00"]).values,
     )
-    np.testing.assert_array_equal(_values(ds), [10.0, 2.0, np.nan, 4.0])
-    np.testing.assert_array_equal(ds[COMPLETE].values, [True, True, False, True])
-    assert list(ds["checkpoint"].values) == ["new.pt", "ck.pt", "", "ck.pt"]
-    assert np.isnat(ds["input_time"].values[2]).all()
-    assert ds["valid_time"].values[2, 0] == np.datetime64("2021-06-01T12:15")
-    complete = open_forecast_store(path, complete_only=True)
-    assert complete.sizes["init_time"] == 3
-    # a backfill before the first slot rebuilds the axis with the earlier origin
-    assert write_forecast(path, make_forecast("2021-06-01T11:50", 7.0)) == 0
+    np.testing.assert_array_equal(_values(ds), [10.0, 2.0, 4.0])
+    assert ds[COMPLETE].values.all()
+    assert list(ds["checkpoint"].values) == ["new.pt", "ck.pt", "ck.pt"]
+    assert ds["valid_time"].values[2, 0] == np.datetime64("2021-06-01T13:05")
+    assert ds["input_time"].values[1, -1] == np.datetime64("2021-06-01T12:05")
+    # a back-fill before the first entry
+    assert write_forecast(path, make_forecast("2021-05-31T11:50", 7.0)) == 0
     ds = open_forecast_store(path)
-    assert ds["init_time"].values[0] == np.datetime64("2021-06-01T11:50")
-    np.testing.assert_array_equal(_values(ds), [7.0, np.nan, 10.0, 2.0, np.nan, 4.0])
-    np.testing.assert_array_equal(ds[COMPLETE].values, [1, 0, 1, 1, 0, 1])
-    assert ds["valid_time"].values[1, 0] == np.datetime64("2021-06-01T12:00")
-    assert list(ds["checkpoint"].values) == ["ck.pt", "", "new.pt", "ck.pt", "", "ck.pt"]
-    assert ds["input_time"].values[3, -1] == np.datetime64("2021-06-01T12:05")
+    assert ds["init_time"].values[0] == np.datetime64("2021-05-31T11:50")
+    np.testing.assert_array_equal(_values(ds), [7.0, 10.0, 2.0, 4.0])
+    assert ds[COMPLETE].values.all()
+    assert ds["valid_time"].values[1, 0] == np.datetime64("2021-06-01T12:05")
+    assert list(ds["checkpoint"].values) == ["ck.pt", "new.pt", "ck.pt", "ck.pt"]
+    assert ds["input_time"].values[2, -1] == np.datetime64("2021-06-01T12:05")
+    np.testing.assert_array_equal(
+        ds["precipitation_rate"].isel(init_time=3).mean(["y", "x"]).values, [4.0, 5.0, 6.0]
+    )
     assert not list(tmp_path.glob(".f.zarr.*"))
 
 
-def test_incompatible_or_off_grid_forecasts_are_refused(tmp_path):
+def test_write_memory_does_not_grow_with_the_gap(tmp_path):
+    # Regression: a reindex built every empty slot between init times as a NaN array in
+    # memory (5.37 GiB for the README's example on the demo store).
+    import tracemalloc
+
+    grid = small_grid(shape=(64, 64))
+    entry_bytes = 3 * 64 * 64 * 4  # (L, H, W) float32
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast(T0, 1.0, grid=grid))
+    peaks = {}
+    for label, init in [("5 min", "2021-06-01T12:05"), ("3 years", "2024-06-01T12:00"),
+                        ("back-fill 3 years", "2018-06-01T12:00")]:  # fmt: skip
+        forecast = make_forecast(init, 2.0, grid=grid)
+        tracemalloc.start()
+        write_forecast(path, forecast)
+        peaks[label] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    # one slot per 5 min over 3 years would be 315,000 entries (~15 GB here)
+    assert max(peaks.values()) < 50 * entry_bytes + 20e6, peaks
+    assert open_forecast_store(path).sizes["init_time"] == 4
+
+
+def test_backfill_leaves_the_live_store_untouched_until_the_swap(tmp_path, monkeypatch):
+    path = tmp_path / "f.zarr"
+    for k, init in enumerate(["2021-06-01T12:00", "2021-06-01T13:00", "2021-06-01T14:00"]):
+        write_forecast(path, make_forecast(init, float(k + 1)))
+    seen = []
+
+    def reader(stage):
+        if stage == "insert_copied":
+            ds = xr.open_zarr(path)
+            seen.append((ds.sizes["init_time"], _values(ds).tolist()))
+
+    monkeypatch.setattr(fstore, "_FAULT_HOOK", reader)
+    assert write_forecast(path, make_forecast("2021-06-01T12:30", 9.0)) == 1
+    assert seen == [(3, [1.0, 2.0, 3.0])]  # chunk files renamed in the copy only
+    np.testing.assert_array_equal(_values(open_forecast_store(path)), [1.0, 9.0, 2.0, 3.0])
+
+
+def test_a_complete_entry_is_not_replaced_by_a_worse_one(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast(T0, 1.0))
+    broken = make_forecast(T0, np.nan, checkpoint="nan-weights.pt")
+    with pytest.raises(
+        ValueError, match=r"refusing to replace the complete forecast.*'nan-weights.pt'"
+    ):
+        write_forecast(path, broken)
+    ds = open_forecast_store(path)
+    np.testing.assert_array_equal(_values(ds), [1.0])
+    assert ds[COMPLETE].values.all() and list(ds["checkpoint"].values) == ["ck.pt"]
+
+
+def test_incompatible_forecasts_are_refused(tmp_path):
     path = tmp_path / "f.zarr"
     write_forecast(path, make_forecast("2021-06-01T12:10", 1.0))
-    with pytest.raises(ValueError, match="not on the store's init grid"):
-        write_forecast(path, make_forecast("2021-06-01T12:12", 1.0))
-    with pytest.raises(ValueError, match="lead times"):
-        write_forecast(path, make_forecast("2021-06-01T12:15", 1.0, n_leads=4))
+    with pytest.raises(
+        ValueError, match=r"this forecast has 500 lead times \(5min..1D17h40min\)"
+    ) as e:
+        write_forecast(path, make_forecast("2021-06-01T12:15", 1.0, n_leads=500))
+    assert len(str(e.value)) < 200  # not every lead as a Timedelta (15 KB for 500 leads)
+    assert "the store 3 lead times (5min..15min)" in str(e.value)
     with pytest.raises(ValueError, match="size of 'x'"):
         write_forecast(path, make_forecast("2021-06-01T12:15", 1.0, grid=small_grid(shape=(4, 6))))
     assert open_forecast_store(path).sizes["init_time"] == 1
@@ -172,7 +229,7 @@ def _die_at(path, init, value, stage):
         ("2021-06-01T12:10", "data_written"),  # append killed before the commit
         (T0, "flagged_incomplete"),  # replace killed before any chunk
         (T0, "data_written"),  # replace killed before its completion flag
-        ("2021-06-01T11:55", "prepend_copied"),  # backfill killed while rebuilding the copy
+        ("2021-06-01T11:55", "insert_copied"),  # backfill killed while building the copy
         ("2021-06-01T11:55", "swapped"),  # backfill killed after the swap, before cleanup
     ],
 )
@@ -198,8 +255,8 @@ def test_killed_write_leaves_store_readable(tmp_path, init, stage):
     # the next writer recovers (lock released by the dead process) and lands
     write_forecast(path, make_forecast("2021-06-01T12:15", 4.0))
     ds = open_forecast_store(path).sel(init_time=slice(T0, None))
-    np.testing.assert_array_equal(_values(ds)[1:], [2.0, np.nan, 4.0])
-    assert ds[COMPLETE].values[3] and not ds[COMPLETE].values[2]
+    np.testing.assert_array_equal(_values(ds)[1:], [2.0, 4.0])
+    assert ds[COMPLETE].values[1:].all()
     assert not list(tmp_path.glob(".f.zarr.*"))  # leftovers removed
 
 
@@ -249,10 +306,10 @@ def test_sigkill_during_writes_keeps_committed_forecasts(tmp_path):
 def test_weatherbench2_export(tmp_path):
     path = tmp_path / "f.zarr"
     write_forecast(path, make_forecast(T0, 1.0))
-    write_forecast(path, make_forecast("2021-06-01T12:10", 3.0))  # leaves one empty slot
+    write_forecast(path, make_forecast("2021-06-01T12:10", 3.0))
     wb2 = to_weatherbench2(open_forecast_store(path))
     assert wb2["precipitation_rate"].dims == ("time", "prediction_timedelta", "y", "x")
-    assert wb2.sizes["time"] == 2  # empty slot dropped
+    assert wb2.sizes["time"] == 2
     assert "valid_time" not in wb2.variables
     out = export_weatherbench2(path, tmp_path / "wb2.zarr")
     back = xr.open_zarr(tmp_path / "wb2.zarr")
@@ -322,3 +379,46 @@ def test_readers_see_a_committed_store_at_every_write_stage(tmp_path, monkeypatc
     assert replaced["data_written"] == [2, [3.0, 2.0], False]  # new data, not yet complete
     assert replaced["committed"] == [2, [3.0, 2.0], True]
     assert xr.open_zarr(path).attrs["history"].endswith("replaced init_time 2021-06-01T12:00:00Z")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_backfill_in_both_chunk_key_layouts(tmp_path, monkeypatch, nested):
+    # Stores written before the flat "c.<i>.0.0.0" chunk files keep nested "c/<i>/0/0/0" dirs.
+    path = tmp_path / "f.zarr"
+    if nested:
+        plain = fstore._encoding
+
+        def nested_encoding(ds):
+            enc = plain(ds)
+            for spec in enc.values():
+                spec.pop("chunk_key_encoding", None)
+            return enc
+
+        monkeypatch.setattr(fstore, "_encoding", nested_encoding)
+    for k, init in enumerate(["2021-06-01T12:00", "2021-06-01T13:00", "2021-06-01T14:00"]):
+        write_forecast(path, make_forecast(init, float(k + 1)))
+    assert (path / "precipitation_rate" / "c").is_dir() == nested
+    assert write_forecast(path, make_forecast("2021-06-01T11:00", 9.0)) == 0
+    assert write_forecast(path, make_forecast("2021-06-01T13:30", 8.0)) == 3
+    np.testing.assert_array_equal(_values(open_forecast_store(path)), [9.0, 1.0, 2.0, 8.0, 3.0])
+
+
+def _die_between_renames(path):
+    from pipelines.forecast import backfill
+
+    backfill._exchange = lambda a, b: False  # a file system without renameat2's exchange
+    _die_at(path, "2021-06-01T11:55", 9.0, "swapped_out")
+
+
+def test_backfill_killed_between_the_two_renames_is_undone(tmp_path):
+    path = tmp_path / "f.zarr"
+    write_forecast(path, make_forecast(T0, 1.0))
+    write_forecast(path, make_forecast("2021-06-01T12:05", 2.0))
+    proc = FORK.Process(target=_die_between_renames, args=(path,))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 17 and not path.exists()  # the store was renamed away ...
+    assert len(list(tmp_path.glob(".f.zarr.*.old"))) == 1  # ... and the new copy not yet in
+    write_forecast(path, make_forecast("2021-06-01T12:15", 4.0))  # the next writer restores
+    np.testing.assert_array_equal(_values(open_forecast_store(path)), [1.0, 2.0, 4.0])
+    assert not list(tmp_path.glob(".f.zarr.*"))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
-from pipelines.ingest import StoreError, ingest_source, store_digest
+from pipelines.ingest import IngestError, StoreError, ingest_source, store_digest
 from pipelines.ingest import ingest as ingest_mod
 from pipelines.ingest.synthetic import field, read_npy, synthetic_spec, write_files
 
@@ -126,30 +129,35 @@ def test_crash_after_first_region_write_leaves_readable_store_and_retry_complete
     path = tmp_path / "crash.zarr"
     real_write = ingest_mod.wr.write_region
     calls = []
+    lock = threading.Lock()  # write tasks run in parallel: exactly one of them succeeds
 
     def crash_after_first(*args, **kwargs):
-        if calls:
+        with lock:
+            first = not calls
+            calls.append(first)
+        if not first:
             raise RuntimeError("simulated crash")
-        calls.append(real_write(*args, **kwargs))
-        return calls[-1]
+        return real_write(*args, **kwargs)
 
     monkeypatch.setattr(ingest_mod.wr, "write_region", crash_after_first)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _ingest(spec, path)
     monkeypatch.undo()
-    ds = xr.open_zarr(path)  # readable, consistent, only the first batch is marked present
-    assert ds.sizes["time"] == 32 and int(ds["frame_present"].sum()) == 4
-    assert np.isnan(ds["precipitation_rate"][4:].values).all()
+    # readable, consistent: the one batch written is marked present (even when another task
+    # failed first, the client waits for the tasks in flight), nothing else was written
+    ds = xr.open_zarr(path)
+    present = ds["frame_present"].values
+    assert ds.sizes["time"] == 32 and int(present.sum()) == 4
+    assert np.isnan(ds["precipitation_rate"].values[~present]).all()
     _ingest(spec, path)
     _assert_same_store(path, reference)
 
 
-def test_eager_equals_dask_and_memory_bounded_reread(spec, tmp_path, reference):
-    eager = _ingest(spec, tmp_path / "eager.zarr", use_dask=False)
-    _assert_same_store(eager.store, reference)
-    reread = _ingest(spec, tmp_path / "reread.zarr", memory_budget=3 * FRAME_BYTES)
-    assert reread.reread
-    _assert_same_store(reread.store, reference)
+@pytest.mark.parametrize("how", [{"use_dask": False}, {"scheduler": "synchronous"}])
+def test_inline_equals_threads(spec, tmp_path, reference, how):
+    report = _ingest(spec, tmp_path / "inline.zarr", **how)
+    assert report.scheduler == "synchronous"
+    _assert_same_store(report.store, reference)
 
 
 def test_distributed_scheduler_address(spec, tmp_path, reference):
@@ -159,3 +167,26 @@ def test_distributed_scheduler_address(spec, tmp_path, reference):
     ) as cluster:
         report = _ingest(spec, tmp_path / "dist.zarr", scheduler=cluster.scheduler_address)
     _assert_same_store(report.store, reference)
+
+
+def test_process_cluster_equals_threads(spec, tmp_path, reference):
+    """Two worker *processes* decode and write: the same bytes as the threaded ingest, and
+    a refused batch (a bad file) leaves the store as it was."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        report = _ingest(spec, tmp_path / "procs.zarr", scheduler=client)
+        assert report.scheduler == "distributed (2 threads)" and report.batches == 8
+        workers = client.run(os.getpid)
+        assert os.getpid() not in workers.values()
+        _assert_same_store(report.store, reference)
+        before = store_digest(report.store)
+        bad = tmp_path / "files" / TIMES[29].strftime("syn_%Y%m%d%H%M.npy")
+        bad.write_bytes(bad.read_bytes()[:50])  # a truncated file, in the last batch
+        with pytest.raises(IngestError, match=f"{bad.name}: cannot read"):
+            _ingest(spec, report.store, scheduler=cluster.scheduler_address)
+        assert store_digest(report.store) == before

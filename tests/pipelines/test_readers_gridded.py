@@ -190,7 +190,8 @@ def test_grib_errors(era5, tmp_path):
     with pytest.raises(ValueError, match=r"grid shape \(33, 49\) != \(32, 49\)"):
         read_source_frames(SourceSpec.from_dict(shape), [path])
     projected = spec.to_dict()
-    projected["grid"] = projected["grid"] | {"crs": "EPSG:3035"}
+    # A projected CRS needs a metre extent to pass the spec; the reader must still refuse it.
+    projected["grid"] = projected["grid"] | {"crs": "EPSG:3035", "extent": [3e6, 4e6, 3e6, 4e6]}
     with pytest.raises(ValueError, match=r"regular_ll grid is geographic but source"):
         read_source_frames(SourceSpec.from_dict(projected), [path])
     celsius = spec.to_dict()

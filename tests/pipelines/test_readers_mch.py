@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from data_catalog.catalog import get_source, list_files
+from data_catalog.crs import cf_grid_mapping
 from pipelines.readers import read_source_frames
 
 MCH_FILE = "AQC161932300V_00005.801.gif"  # 2016-07-11 23:00 UTC (day 193)
@@ -87,3 +88,23 @@ def test_bad_gif_files_name_the_file(spec, sample, tmp_path):
         read_source_frames(spec, [str(small)])
     with pytest.raises(FileNotFoundError):
         read_source_frames(spec, [str(tmp_path / "AQC161932310V_00005.801.gif")])
+
+
+def test_a_non_image_is_named_by_its_file_not_a_buffer(spec, tmp_path):
+    text = tmp_path / "AQC161932315V_00005.801.gif"
+    text.write_text("not an image\n")
+    with pytest.raises(ValueError, match=rf"{text}: not a GIF") as info:
+        read_source_frames(spec, [str(text)])
+    assert "BytesIO" not in str(info.value) and " at 0x" not in str(info.value)
+
+
+def test_crs_mismatch_names_the_crs_briefly(spec):
+    from pipelines.readers.base import check_crs
+
+    # A CRS read back from CF attributes has no EPSG code: to_string() is a ~1,200-char WKT.
+    assert len(pyproj.CRS.from_cf(cf_grid_mapping(LV03)).to_string()) > 1000
+    other = LV03.replace("+lon_0=7.43958333333333", "+lon_0=8")
+    read_back = pyproj.CRS.from_cf(cf_grid_mapping(other))
+    with pytest.raises(ValueError, match="does not match") as info:
+        check_crs(read_back, spec, "f.gif")
+    assert len(str(info.value)) < 600, str(info.value)

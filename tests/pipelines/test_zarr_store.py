@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 import zarr
 
+from pipelines import zarr_transaction
 from pipelines.ingest import ingest_source, store_digest
 from pipelines.ingest import store as st
 from pipelines.ingest.synthetic import field, read_npy, synthetic_spec, write_files
@@ -151,3 +156,33 @@ def test_second_writer_waits_then_gets_a_retryable_busy_error(tmp_path):
     assert path in str(raised.value)
     with st.store_lock(path, timeout=0.2):  # released: the next writer gets it at once
         pass
+
+
+def _die_while_creating(path: str) -> None:
+    spec = synthetic_spec(Path(path).parent / "files")
+
+    def die(*args, **kwargs):
+        os._exit(17)  # like kill -9 after the staging copy is written, before its rename
+
+    zarr_transaction.os.rename = die  # only in this forked child
+    # synchronous: the parent's dask thread pool does not survive the fork
+    ingest_source(spec, store_path=path, reader=read_npy, progress=False, scheduler="synchronous")
+
+
+def test_killed_create_leaves_a_staging_copy_that_the_next_ingest_removes(tmp_path):
+    # Regression: an ingest killed while creating its store left ".s.zarr.<uuid>.tmp" forever.
+    spec = synthetic_spec(tmp_path / "files")
+    write_files(spec, pd.date_range("2024-05-01T00:00", periods=4, freq=STEP))
+    path = str(tmp_path / "s.zarr")
+    child = multiprocessing.get_context("fork").Process(target=_die_while_creating, args=(path,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 17 and not Path(path).exists()
+    assert len(list(tmp_path.glob(".s.zarr.*.tmp"))) == 1  # the killed writer's staging copy
+    ingest_source(spec, store_path=path, reader=read_npy, progress=False)
+    assert not list(tmp_path.glob(".s.zarr.*.tmp"))
+    assert int(xr.open_zarr(path)["frame_present"].sum()) == 4
+    # also when the store exists already (an append does not stage a copy)
+    (tmp_path / ".s.zarr.0123.tmp").mkdir()
+    ingest_source(spec, store_path=path, reader=read_npy, progress=False)
+    assert not list(tmp_path.glob(".s.zarr.*.tmp"))

@@ -108,3 +108,21 @@ def test_save_refuses_bad_inputs(tmp_path: Path, tiny: tuple[SimVP, Normalisatio
         save_checkpoint(tmp_path / "b.pt", model, model.config, Normalisation.identity(2))
     with pytest.raises(ValueError, match="do not match the config"):
         save_checkpoint(tmp_path / "c.pt", model, model.config.replace(temporal_hidden=32), tiny[1])
+
+
+class _RunsCode:
+    def __reduce__(self):  # unpickling would call eval("1 + 1")
+        return (eval, ("1 + 1",))
+
+
+def test_refusal_of_code_reads_plainly(tmp_path: Path) -> None:
+    torch.save({"payload": _RunsCode()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="refusing to load it") as info:
+        load_checkpoint(tmp_path / "evil.pt")
+    message = str(info.value)
+    assert "\x1b[" not in message  # torch's colour codes
+    assert "add_safe_globals" not in message and "weights_only" not in message
+    assert "eval" in message and "\n" not in message
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ValueError, match=r"text.pt .*not a PyTorch checkpoint file"):
+        load_checkpoint(tmp_path / "text.pt")

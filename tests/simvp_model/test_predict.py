@@ -104,3 +104,17 @@ def test_bad_inputs(checkpoint: Path, frames: np.ndarray) -> None:
             predict(loaded, frames, horizon=horizon)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="taken from the checkpoint"):
         predict(loaded, frames, normalisation=NORM)
+
+
+def test_plain_errors_for_wrong_files_and_empty_batches(
+    checkpoint: Path, frames: np.ndarray, tmp_path: Path
+) -> None:
+    (tmp_path / "text.npy").write_text("1 2 3\n")
+    with pytest.raises(ValueError, match=r"text.npy is not a .npy file.*NumPy") as info:
+        load_frames(tmp_path / "text.npy")
+    assert "pickle" not in str(info.value)
+    (tmp_path / "text.npz").write_text("1 2 3\n")
+    with pytest.raises(ValueError, match=r"text.npz is not a .npz file.*zip"):
+        load_frames(tmp_path / "text.npz")
+    with pytest.raises(ValueError, match=r"no sequences: batch size B=0"):
+        predict(checkpoint, frames[:0])

@@ -1,0 +1,62 @@
+"""One line for each failure of the environment (disk, permissions, paths, network).
+
+The CLI prints these instead of a traceback (which ``-v`` still shows): the user's machine, not
+the code, needs fixing, and the line says what to do. Each errno maps to a hint in
+:data:`OS_ERROR_HINTS`; a path that names a file where a directory is needed (or the reverse)
+is reported by the part of the path that is wrong. Stores keep their last committed state on
+any such failure (see the crash-safety notes of the store modules).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+OS_ERROR_HINTS: dict[int, str] = {
+    errno.ENOSPC: "no space left on the device; free some space or choose another --data-dir "
+    "(what was already stored is unchanged)",
+    errno.EDQUOT: "disk quota exceeded; free some space or choose another --data-dir "
+    "(what was already stored is unchanged)",
+    errno.EACCES: "permission denied; choose a --data-dir you can write to, or fix its permissions",
+    errno.EPERM: "operation not permitted; choose a --data-dir you can write to, or fix its "
+    "permissions",
+    errno.EROFS: "read-only file system; choose a writable --data-dir",
+    errno.EISDIR: "is a directory, expected a file (--catalog takes a YAML file)",
+}
+"""errno → what the user should do; ``ENOTDIR``/``EEXIST`` are worded from the path."""
+
+
+def _file_in_the_way(filename: str) -> Path | None:
+    """The first existing ancestor of ``filename`` (itself included) that is not a directory."""
+    path = Path(filename)
+    for candidate in [*reversed(path.parents), path]:
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return None
+
+
+def environment_message(error: OSError) -> str:
+    """One actionable line describing ``error`` (an ``OSError`` of the environment).
+
+    Parameters
+    ----------
+    error : OSError
+        Raised by the file system, a lock, or a network connection.
+
+    Returns
+    -------
+    str
+        ``"<path>: <what is wrong>; <what to do>"`` where the path and errno are known, else
+        the error's own text on one line.
+    """
+    filename = os.fsdecode(error.filename) if error.filename is not None else None
+    if error.errno in (errno.ENOTDIR, errno.EEXIST) and filename:
+        blocker = _file_in_the_way(filename)
+        if blocker is not None:
+            return f"{blocker} is a file, not a directory; --data-dir must name a directory"
+    hint = OS_ERROR_HINTS.get(error.errno) if error.errno is not None else None
+    if hint is not None:
+        return f"{filename}: {hint}" if filename else hint
+    text = " ".join(str(error).split())  # one line
+    return text or type(error).__name__
