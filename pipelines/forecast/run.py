@@ -35,7 +35,7 @@ import pyproj
 import xarray as xr
 
 from data_catalog.paths import DataDir
-from data_catalog.vocabulary import CHANNEL, CRS, X, Y, duration_text
+from data_catalog.vocabulary import CHANNEL, CRS, X, Y
 from pipelines.forecast.inputs import (
     FALLBACKS,
     Fallback,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from data_catalog.vocabulary import TIME
+from data_catalog.vocabulary import TIME, duration_text
 from pipelines.forecast.inputs import TimeLike, newest_observation
 from pipelines.prepare import store_time_step
 
@@ -38,7 +38,7 @@ class TimeStepMismatchError(ValueError):
 
 
 def _freq(step: pd.Timedelta) -> str:
-    return str(pd.tseries.frequencies.to_offset(step).freqstr)
+    return duration_text(step)  # as the catalog spells time steps
 
 
 def match_time_step(
