@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", default=None, help="data directory (default $NOWCAST_DATA_DIR or ./data)"
     )
-    parser.add_argument("--preset", default="radar-small", help="SimVP preset (radar-small)")
+    parser.add_argument(
+        "--preset", default=None, help="SimVP preset (default: the source kind's defaults)"
+    )
     parser.add_argument(
         "--minutes",
         type=_minutes,
@@ -102,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("pipelines", "simvp_model"):
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    # torch's pytree deprecation raised inside Lightning: nothing a demo user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     # The same training parameters as the source's train-simvp deployment (e.g. the settings
     # that fit the shipped three-event MeteoSwiss sample), unless overridden on the command line.
     training = dict(SOURCE_PARAMETERS.get(args.source, {}).get("train-simvp", {}))

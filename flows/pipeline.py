@@ -53,7 +53,7 @@ def nowcast_pipeline(
     data_dir: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-    preset: str | None = "radar-small",
+    preset: str | None = None,
     epochs: Annotated[int | None, Field(ge=1, le=10_000)] = None,
     max_minutes: Annotated[float | None, Field(gt=0)] = 2.5,
     split: SplitParams | None = None,
@@ -72,7 +72,7 @@ def nowcast_pipeline(
     start, end : datetime, optional
         Period to ingest (default: every file of the catalog pattern).
     preset : str, optional
-        SimVP preset (default ``radar-small``).
+        SimVP preset (default: the source kind's, :data:`pipelines.train_source.HARDWARE_DEFAULTS`).
     epochs : int, optional
         Training epochs (default: the preset's recipe); ``max_minutes`` may end it first.
     max_minutes : float, optional

@@ -402,11 +402,6 @@ def evaluate_source(
     if trained_on not in ("", source):
         raise ValueError(f"checkpoint {path} was trained on {trained_on!r}, not {source!r}")
     in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
-    if preparation.tile:
-        raise ValueError(
-            f"checkpoint {path} was trained on tiles {list(preparation.tile)}; evaluation scores "
-            "whole prepared grids only (retrain without tile=...)"
-        )
     refs, paths = split_test_windows(meta, root, catalog)
     chosen = subsample(np.arange(len(refs)), max_samples)
     logger.info(
@@ -432,7 +427,8 @@ def evaluate_source(
                 f"{source}: score thresholds are in {plan.threshold_units!r} but the variable "
                 f"is in {units!r}"
             )
-        archive = frames.load() if _ARCHIVE_BASELINES & set(names) else None
+        needs_archive = bool(_ARCHIVE_BASELINES & set(names)) or method.needs_archive
+        archive = frames.load() if needs_archive else None
         store_methods = dict(methods)
         if zero_shot:
             grid = RegularGrid.from_store(frames, pyproj.CRS.from_cf(dict(store[CRS].attrs)))

@@ -164,6 +164,9 @@ class Preparation:
         The stores the windows were cut from, in source order.
     split : mapping or None
         The recorded ``SplitConfig`` fields (see :meth:`pipelines.windows.SplitConfig.from_dict`).
+    base : str or None
+        Base nowcast the windows carried (``"none"``/None: plain windows; see
+        :mod:`pipelines.bases`).
     """
 
     variables: tuple[str, ...]
@@ -178,6 +181,7 @@ class Preparation:
     sources: tuple[str, ...] = ()
     stores: tuple[str, ...] = ()
     split: Mapping[str, Any] | None = field(default=None, compare=False)
+    base: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.variables, str) or not self.variables:
@@ -226,6 +230,7 @@ class Preparation:
             sources=tuple(sources),
             stores=tuple(stores),
             split=metadata.get("split"),
+            base=metadata.get("base"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,6 +262,8 @@ class Preparation:
             out["stores"] = list(self.stores)
         if self.split is not None:
             out["split"] = dict(self.split)
+        if self.base not in (None, "none"):
+            out["base"] = self.base
         return out
 
     def inputs(self) -> Preparation:
@@ -382,9 +389,10 @@ class KindDefaults:
 
 KIND_DEFAULTS: Registry[KindDefaults] = Registry("source kind")
 # Radar, 5-min: 6 -> 6 (30 min -> 30 min); the shipped events hold 39..92 frames, so 12 -> 12
-# windows would leave no room for three splits. A centred 512 km square coarsened 8x = 64 x 64
-# px at 8 km, small enough for a few CPU minutes per epoch.
-KIND_DEFAULTS.add("radar", KindDefaults(6, 6, (512, 512), 8))
+# windows would leave no room for three splits. The whole domain at 4 km (coarsen 4, e.g.
+# MeteoSwiss 160 x 176 px); training takes random 64 px crops (pipelines.train_source), the
+# fully convolutional network forecasts the whole grid (before: a 512 km square at 8 km).
+KIND_DEFAULTS.add("radar", KindDefaults(6, 6, None, 4))
 # Crowd flow, 30-min: TaxiBJ's 4 -> 4 on the native grid.
 KIND_DEFAULTS.add("crowd-flow", KindDefaults(4, 4, None, 1))
 # Climate, hourly: WeatherBench's 12 -> 12 on the native grid.

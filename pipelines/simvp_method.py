@@ -15,14 +15,18 @@ for both:
   training used (:func:`pipelines.prepare.nan_fill_values`, shared with the training windows):
   the *physical zero* for ``dbr``/``log1p`` normalisations (no rain, no counts), the *training
   mean* for ``identity`` (temperature).
-- **Provenance**: the checkpoint file's SHA-256 (:func:`file_sha256`) and the package version
-  and architecture (:func:`model_version`).
+- **Base nowcast**: a corrected SimVP (``config.base != "none"``) gets its base from
+  :func:`pipelines.bases.base_nowcast` on the *raw* input frames (NaN kept, as the training
+  windows compute it), for every lead time; base pixels without a value are filled like the
+  inputs. The input times are needed (and, for ``climatology``, the archive of past frames).
+- **Provenance**: the checkpoint file's SHA-256 (:func:`file_sha256`) and the package version,
+  architecture and base (:func:`model_version`).
 - **Pretrained fallback** (:meth:`SimVPMethod.pretrained`): when ``DIR/models/<source>/`` holds no
   ``best.pt``, :meth:`SimVPMethod.resolve` logs a warning and uses the shipped pretrained model
   (:mod:`pipelines.pretrained`) zero-shot: the source's native frames are resampled
-  conservatively to the model's resolution (:mod:`pipelines.resample`) before the network and
-  the forecast back to the source's grid after it; the provenance says
-  ``pretrained radar v1 (sha256 …)``. Its units must be the card's (mm/h for radar: a
+  conservatively to the model's resolution (:mod:`pipelines.resample`) before the network (and
+  its base nowcast) and the forecast back to the source's grid after it; the provenance says
+  ``model: pretrained radar v1 (sha256 …)``. Its units must be the card's (mm/h for radar: a
   reflectivity source is converted by its catalog entry's Z–R relation at ingest); its time
   step is checked by the caller (:func:`pipelines.forecast.run.run_forecast`).
 """
@@ -45,6 +49,7 @@ import xarray as xr
 from data_catalog.paths import DataDir
 from data_catalog.vocabulary import CHANNEL, X, Y
 from pipelines.baselines import BaselineFn, as_forecast, time_step
+from pipelines.bases import base_nowcast
 from pipelines.prepare import Preparation, nan_fill_values
 from pipelines.pretrained import Pretrained, load_pretrained
 from pipelines.resample import GridResampler, RegularGrid
@@ -69,7 +74,8 @@ DEFAULT_CHECKPOINT_NAME = "best.pt"
 #: The shipped model a source without a trained checkpoint falls back to.
 FALLBACK_PRETRAINED = "radar"
 
-#: ``(loaded, frames (1, T_in, C, H, W), horizon) -> (1, horizon, C, H, W)``, physical units.
+#: ``(loaded, frames (1, T_in, C, H, W), horizon[, base=(1, horizon, C, H, W)])`` ->
+#: ``(1, horizon, C, H, W)``, physical units (``base`` is passed for corrected models only).
 Predictor = Callable[[Any, np.ndarray, int], np.ndarray]
 
 
@@ -114,7 +120,7 @@ def model_version(loaded: Any) -> str:
     arch = "/".join(str(getattr(cfg, a, "?")) for a in ("spatial", "translator"))
     return (
         f"simvp-nowcast {package}; SimVP {arch} T_in={getattr(cfg, 'in_frames', '?')} "
-        f"T_out={getattr(cfg, 'out_frames', '?')}"
+        f"T_out={getattr(cfg, 'out_frames', '?')} base={getattr(cfg, 'base', 'none')}"
     )
 
 
@@ -126,8 +132,10 @@ def physical_fill(normalisation: Normalisation) -> np.ndarray:
     return np.asarray(decoded, dtype=np.float32).reshape(C)
 
 
-def _predict(loaded: Any, frames: np.ndarray, horizon: int) -> np.ndarray:
-    return np.asarray(predict(loaded, frames, horizon=horizon))
+def _predict(
+    loaded: Any, frames: np.ndarray, horizon: int, base: np.ndarray | None = None
+) -> np.ndarray:
+    return np.asarray(predict(loaded, frames, horizon=horizon, base=base))
 
 
 @dataclass(frozen=True)
@@ -344,7 +352,40 @@ class SimVPMethod:
             detail = f", zero-shot: inputs resampled {source_km:g} km -> {model_km:g} km and back"
         return f"model: {self.label}{detail}; {model_version(self.loaded)}"
 
-    def predict(self, frames: np.ndarray, horizon: int) -> np.ndarray:
+    @property
+    def base_name(self) -> str:
+        """The base nowcast the model corrects (``"none"`` for the paper's SimVP)."""
+        return str(getattr(self.loaded.config, "base", "none"))
+
+    @property
+    def needs_archive(self) -> bool:
+        """Whether :meth:`predict` needs ``archive=`` (the climatology base)."""
+        return self.base_name == "climatology"
+
+    def base(
+        self,
+        frames: np.ndarray,
+        times: np.ndarray | None,
+        horizon: int,
+        archive: xr.DataArray | None = None,
+    ) -> np.ndarray | None:
+        """The base nowcast ``(L, C, H, W)`` of raw ``frames (T_in, C, H, W)`` (NaN kept), as the
+        training windows build it; None for a plain SimVP."""
+        if self.base_name == "none":
+            return None
+        if times is None:
+            raise ValueError(f"the {self.base_name!r} base needs the input frames' times")
+        if self.needs_archive and archive is None:
+            raise ValueError("the 'climatology' base needs archive=<past frames>")
+        return base_nowcast(self.base_name, frames, times, int(horizon), archive=archive)
+
+    def predict(
+        self,
+        frames: np.ndarray,
+        horizon: int,
+        times: np.ndarray | None = None,
+        archive: xr.DataArray | None = None,
+    ) -> np.ndarray:
         """Forecast ``horizon`` steps from physical frames, NaN filled as in training.
 
         Parameters
@@ -353,6 +394,11 @@ class SimVPMethod:
             Physical units; NaN/inf = no data (filled with :func:`physical_fill`).
         horizon : int
             Lead times ``L``.
+        times : array of datetime64, shape (T_in,), optional
+            Valid times of ``frames``; required by a corrected model (its base nowcast).
+        archive : xr.DataArray, optional
+            ``(time, channel, y, x)`` past frames, prepared like ``frames``; required by the
+            ``climatology`` base.
 
         Returns
         -------
@@ -361,11 +407,16 @@ class SimVPMethod:
         values = np.asarray(frames, dtype=np.float32)  # (T_in, C, H, W)
         if self.grid is not None:
             values = self.grid.to_model(values)  # (T_in, C, H_m, W_m), NaN outside the domain
+        base = self.base(values, times, horizon, archive)  # from the raw frames, NaN kept
+        fill = physical_fill(self.normalisation)  # (C,)
         bad = ~np.isfinite(values)
         if bad.any():
-            fill = physical_fill(self.normalisation)  # (C,)
             values = np.where(bad, fill[None, :, None, None], values)  # (T_in, C, H, W)
-        out = np.asarray(self.predictor(self.loaded, values[None], int(horizon)))
+        extra: dict[str, Any] = {}
+        if base is not None:
+            base = np.where(np.isfinite(base), base, fill[None, :, None, None])  # (L, C, H, W)
+            extra["base"] = base[None].astype(np.float32)
+        out = np.asarray(self.predictor(self.loaded, values[None], int(horizon), **extra))
         expected = (1, int(horizon), *values.shape[1:])
         if out.shape != expected:
             raise ValueError(f"model returned shape {out.shape}, expected {expected}")
@@ -381,7 +432,12 @@ class SimVPMethod:
                 raise ValueError(
                     f"SimVP needs history dims (time, channel, y, x), got {history.dims}"
                 )
-            out = self.predict(np.asarray(history.values), int(steps))  # (steps, C, H, W)
+            out = self.predict(  # (steps, C, H, W)
+                np.asarray(history.values),
+                int(steps),
+                times=history["time"].values,
+                archive=context.get("archive"),
+            )
             return as_forecast(history, out, time_step(history, context.get("time_step")))
 
         return forecast

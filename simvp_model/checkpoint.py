@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from simvp_model.config import SimVPConfig
+from simvp_model.corrected import CorrectedSimVP, build_model
 from simvp_model.model import SimVP
 from simvp_model.normalisation import Normalisation
 
@@ -43,8 +44,8 @@ class LoadedModel:
 
     Attributes
     ----------
-    model : SimVP
-        The network, on the requested device.
+    model : SimVP or CorrectedSimVP
+        The network, on the requested device (corrected when ``config.base != "none"``).
     config : SimVPConfig
         Its configuration.
     normalisation : Normalisation
@@ -57,7 +58,7 @@ class LoadedModel:
         Where it was loaded from.
     """
 
-    model: SimVP
+    model: SimVP | CorrectedSimVP
     config: SimVPConfig
     normalisation: Normalisation
     metrics: dict[str, float] = field(default_factory=dict)
@@ -155,8 +156,8 @@ def save_checkpoint(
             f"normalisation has {normalisation.channels} channels, config has {config.channels}"
         )
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    same = isinstance(model, SimVP) and model.config == config
-    reference = model.state_dict() if same else SimVP(config).state_dict()
+    same = isinstance(model, SimVP | CorrectedSimVP) and model.config == config
+    reference = model.state_dict() if same else build_model(config).state_dict()
     problems = state_dict_mismatch(reference, state)
     if problems:
         raise ValueError(f"model weights do not match the config: {'; '.join(problems)}")
@@ -303,7 +304,7 @@ def load_checkpoint(
             )
             raise ValueError(f"checkpoint {path} does not match the expected config: {detail}")
     state = bundle["state_dict"]
-    model = SimVP(config)
+    model = build_model(config)
     problems = state_dict_mismatch(model.state_dict(), state)
     if problems:
         raise ValueError(

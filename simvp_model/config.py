@@ -13,6 +13,9 @@ from typing import Any
 from simvp_model.spatial import SPATIAL
 from simvp_model.translators import TRANSLATORS
 
+BASES = ("none", "persistence", "extrapolation", "climatology")
+"""Base nowcasts a SimVP can correct (``"none"`` = the paper's SimVP predicting frames)."""
+
 
 @dataclass(frozen=True)
 class SimVPConfig:
@@ -51,6 +54,10 @@ class SimVPConfig:
     tau_alpha, tau_temperature : float
         Weight α and softmax temperature τ of TAU's differential divergence regulariser (used by
         :func:`simvp_model.losses.simvp_loss` only for translators whose objective includes it).
+    base : {"none", "persistence", "extrapolation", "climatology"}
+        ``"none"``: the paper's SimVP. Otherwise the network is a learned, zero-initialised
+        correction to that base nowcast (:class:`simvp_model.corrected.CorrectedSimVP`); the
+        base frames themselves are computed in the data path (``pipelines.bases``).
     """
 
     in_frames: int = 10
@@ -72,6 +79,7 @@ class SimVPConfig:
     groups: int = 8
     tau_alpha: float = 0.1
     tau_temperature: float = 0.1
+    base: str = "none"
 
     def __post_init__(self) -> None:
         # tuples survive YAML/JSON as lists: normalise the one sequence field (not a fix-up of a
@@ -103,6 +111,8 @@ class SimVPConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}={value!r} must be in [0, 1)")
+        if self.base not in BASES:
+            raise ValueError(f"base={self.base!r} is unknown; valid: {list(BASES)}")
         if self.spatial not in SPATIAL:
             raise ValueError(f"spatial={self.spatial!r} is unknown; valid: {SPATIAL.names()}")
         if self.translator not in TRANSLATORS:

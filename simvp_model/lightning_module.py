@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,8 @@ from simvp_model.checkpoint import (
     state_dict_mismatch,
 )
 from simvp_model.config import SimVPConfig
-from simvp_model.losses import simvp_loss
-from simvp_model.model import SimVP
+from simvp_model.corrected import CorrectedSimVP, build_model, run_model
+from simvp_model.losses import LossSpec, training_loss
 from simvp_model.normalisation import Normalisation
 from simvp_model.optim import ScheduleSpec, build_optimizer, build_scheduler
 from simvp_model.scoring import image_metrics_apply, score_batch
@@ -93,7 +93,8 @@ class SimVPModule(L.LightningModule):
         self.model_config = model_config
         self.train_config = train_config
         self.normalisation = normalisation
-        self.model = SimVP(model_config, channels_last=channels_last)
+        self.model = build_model(model_config, channels_last=channels_last)
+        self.loss_spec = LossSpec(train_config.loss)
 
     def setup(self, stage: str) -> None:
         # In every process (after a spawn), once: compile the network in place
@@ -103,17 +104,18 @@ class SimVPModule(L.LightningModule):
             self.model.compile()
             self._compiled = True
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T_in, C, H, W)`` → ``(B, T_out, C, H, W)``."""
-        return self.model(x)
+    def forward(self, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T_in, C, H, W)`` [+ base ``(B, T_out, C, H, W)``] → ``(B, T_out, C, H, W)``."""
+        return run_model(self.model, x, base)
 
-    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[Any, ...]:
-        x, y = batch
-        pred = self.model(x)
-        loss, parts = simvp_loss(self.model_config, pred, y)
+    def _loss(self, batch: Sequence[torch.Tensor]) -> tuple[Any, ...]:
+        # (x, y) for a plain SimVP, (x, base, y) for a corrected one (see pipelines.windows)
+        x, *base, y = batch
+        pred = run_model(self.model, x, base[0] if base else None)
+        loss, parts = training_loss(self.model_config, self.loss_spec, pred, y, self.normalisation)
         return loss, parts, pred, y
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> Any:
         loss, parts, _, y = self._loss(batch)
         n = y.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
@@ -123,14 +125,14 @@ class SimVPModule(L.LightningModule):
             )
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
         loss, parts, _, y = self._loss(batch)
         n = y.shape[0]
         self.log(MONITOR, loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
         for name, value in parts.items():
             self.log(f"val/{name}", value, on_epoch=True, sync_dist=True, batch_size=n)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
         loss, _, pred, y = self._loss(batch)
         n = y.shape[0]
         self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=n)
@@ -157,8 +159,14 @@ def _check_splits(model_config: SimVPConfig, splits: DataSplits) -> None:
             f"normalisation has {splits.normalisation.channels} channels, "
             f"model has {model_config.channels}"
         )
-    x, y = splits.train[0]
+    x, *base, y = splits.train[0]
     c = model_config
+    if bool(base) != (c.base != "none"):
+        raise ValueError(
+            f"model base={c.base!r} but the train samples {'carry' if base else 'lack'} base frames"
+        )
+    if base and tuple(base[0].shape) != (c.out_frames, c.channels, c.height, c.width):
+        raise ValueError(f"train base frames are {tuple(base[0].shape)}, model needs T_out frames")
     want_x = (c.in_frames, c.channels, c.height, c.width)
     want_y = (c.out_frames, c.channels, c.height, c.width)
     if tuple(x.shape) != want_x or tuple(y.shape) != want_y:
@@ -257,6 +265,34 @@ def _read_best(ckpt_path: str) -> tuple[dict[str, torch.Tensor], float]:
             value = callback_state["best_model_score"]
             score = float(value) if value is not None else score
     return state, score
+
+
+def _initial_candidate(
+    module: SimVPModule, val_loader: DataLoader
+) -> tuple[dict[str, torch.Tensor], float] | None:
+    """Weights and validation loss of the untrained model, a model-selection candidate.
+
+    A corrected SimVP starts as its base (zero correction), so keeping this candidate means
+    selection on validation never picks a model worse than the base. Returns None for a plain
+    SimVP (its untrained output is noise, never a sensible pick).
+    """
+    if not isinstance(module.model, CorrectedSimVP):
+        return None
+    state = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
+    total, count = 0.0, 0
+    was_training = module.training
+    module.eval()
+    with torch.inference_mode():
+        for batch in val_loader:
+            loss = module._loss(batch)[0]
+            n = int(batch[-1].shape[0])
+            total += float(loss) * n
+            count += n
+    module.train(was_training)
+    if count == 0:
+        return None
+    logger.info("untrained model (the base): val/loss %.5g", total / count)
+    return state, total / count
 
 
 def fit(
@@ -366,21 +402,32 @@ def fit(
         gradient_clip_val=tc.gradient_clip_val,
         callbacks=callbacks,
         logger=csv_logger,
-        log_every_n_steps=tc.log_every_n_steps,
+        # at most once an epoch: short epochs (a few batches) would otherwise log nothing and warn
+        log_every_n_steps=max(1, min(tc.log_every_n_steps, len(train_loader))),
         enable_progress_bar=tc.progress_bar,
         enable_model_summary=tc.progress_bar,
         num_sanity_val_steps=0,
         benchmark=on_cuda,  # fixed input shapes: let cuDNN pick the fastest kernels
         default_root_dir=out,
     )
+    initial = None if resume else _initial_candidate(module, val_loader)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_path) if resume else None)
     best = checkpointing.best_model_path
     if not best:
         raise RuntimeError(f"no validation score was recorded, so no checkpoint in {ckpt_dir}")
-    test_scores = trainer.test(module, test_loader, ckpt_path=best, verbose=False)
+    best_state, best_val = _read_best(best)
+    untrained_wins = initial is not None and initial[1] <= best_val
+    if untrained_wins:
+        # The untrained model (for a corrected SimVP: its base) scores best on validation.
+        best_state, best_val = initial  # type: ignore[misc]
+        module.model.load_state_dict(best_state)
+        logger.info("untrained model kept: val/loss %.5g <= best trained epoch", best_val)
+        test_scores = trainer.test(module, test_loader, verbose=False)
+    else:
+        test_scores = trainer.test(module, test_loader, ckpt_path=best, verbose=False)
     scores = {k.removeprefix("test/"): float(v) for k, v in test_scores[0].items()}
     scores["rmse"] = math.sqrt(scores["mse"])
-    best_state, scores["val_loss"] = _read_best(best)
+    scores["val_loss"] = best_val
     history = read_history(history_file)
     bundle = out / BUNDLE_NAME
     if trainer.is_global_zero:
@@ -390,11 +437,12 @@ def fit(
             "world_size": int(trainer.world_size),
             "epochs_completed": len(history),
             "global_step": int(history[-1]["global_step"]) if history else 0,
-            "lightning_checkpoint": str(best),
+            "lightning_checkpoint": "untrained" if untrained_wins else str(best),
+            "untrained_val_loss": None if initial is None else initial[1],
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": {"torch": str(torch.__version__), "lightning": str(L.__version__)},
         }
-        model = SimVP(model_config)
+        model = build_model(model_config)
         model.load_state_dict(best_state, strict=True)
         save_checkpoint(
             bundle,

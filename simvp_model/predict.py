@@ -3,9 +3,13 @@
 :func:`predict` takes a checkpoint path, a :class:`~simvp_model.checkpoint.LoadedModel` or a
 bare :class:`~simvp_model.model.SimVP`, and the user's frames ``(T_in, C, H, W)`` or
 ``(B, T_in, C, H, W)`` in physical units (numpy array, torch tensor, or a ``.npy``/``.npz``
-path). The frames are checked against the checkpoint (T, C, H, W, finiteness), normalised,
-rolled out to ``horizon`` frames (``SimVP.rollout``: whole ``T_in``-frame model calls fed back
-and truncated), de-normalised and returned as a float32 numpy array of the same rank.
+path). The frames are checked against the checkpoint (T, C, finiteness; H and W any multiple
+of the network's downsampling: the network is fully convolutional, so a model trained on tiles
+forecasts the whole domain with the same weights), normalised, rolled out to ``horizon`` frames
+(``SimVP.rollout``: whole ``T_in``-frame model calls fed back and truncated), de-normalised and
+returned as a float32 numpy array of the same rank. A corrected model (``config.base != "none"``)
+also takes the base nowcast's frames, in physical units, computed by the caller
+(``pipelines.bases``).
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import torch
 
 from simvp_model.checkpoint import LoadedModel, load_checkpoint
 from simvp_model.config import SimVPConfig
+from simvp_model.corrected import CorrectedSimVP, build_model, run_model
 from simvp_model.model import SimVP
 from simvp_model.normalisation import Normalisation
 
 logger = logging.getLogger(__name__)
 
-ModelLike = str | os.PathLike[str] | LoadedModel | SimVP
+ModelLike = str | os.PathLike[str] | LoadedModel | SimVP | CorrectedSimVP
 FramesLike = np.ndarray | torch.Tensor | str | os.PathLike[str]
 
 
@@ -83,7 +88,8 @@ def check_frames(frames: np.ndarray, config: SimVPConfig) -> None:
     """Raise ``ValueError`` unless ``frames`` fit ``config`` as model input.
 
     ``frames`` must be ``(T_in, C, H, W)`` or ``(B, T_in, C, H, W)`` with the checkpoint's
-    ``in_frames``, ``channels``, ``height``, ``width`` and only finite values.
+    ``in_frames`` and ``channels``, ``H`` and ``W`` multiples of ``2 ** downsampling_layers``
+    (any domain: the network is fully convolutional) and only finite values.
     """
     if frames.ndim not in (4, 5):
         raise ValueError(
@@ -93,12 +99,19 @@ def check_frames(frames: np.ndarray, config: SimVPConfig) -> None:
     if frames.ndim == 5 and frames.shape[0] == 0:
         raise ValueError(f"frames hold no sequences: batch size B=0 in shape {frames.shape}")
     T, C, H, W = frames.shape[-4:]
-    expected = (config.in_frames, config.channels, config.height, config.width)
-    for name, got, want in zip(("T", "C", "H", "W"), (T, C, H, W), expected, strict=True):
+    expected = (config.in_frames, config.channels)
+    for name, got, want in zip(("T", "C"), (T, C), expected, strict=True):
         if got != want:
             raise ValueError(
                 f"frames have {name}={got} but the model expects {name}={want} "
-                f"(T, C, H, W = {expected}); got shape {frames.shape}"
+                f"(T, C = {expected}); got shape {frames.shape}"
+            )
+    factor = 2**config.downsampling_layers
+    for name, got in (("H", H), ("W", W)):
+        if got % factor:
+            raise ValueError(
+                f"frames have {name}={got}, not a multiple of the network's downsampling "
+                f"{factor}; crop the domain (got shape {frames.shape})"
             )
     if frames.size and not np.issubdtype(frames.dtype, np.number):
         raise ValueError(f"frames must be numeric, got dtype {frames.dtype}")
@@ -111,9 +124,25 @@ def check_frames(frames: np.ndarray, config: SimVPConfig) -> None:
         )
 
 
+def at_size(model: SimVP | CorrectedSimVP, height: int, width: int) -> SimVP | CorrectedSimVP:
+    """``model`` itself, or a copy with the same weights built for an ``height × width`` domain.
+
+    Every layer is convolutional, so the weights do not depend on the frame size; only the
+    config's recorded ``height``/``width`` (checked on input) do.
+    """
+    config = model.config
+    if (config.height, config.width) == (height, width):
+        return model
+    resized = build_model(
+        config.replace(height=height, width=width), channels_last=model.channels_last
+    )
+    resized.load_state_dict(model.state_dict())
+    return resized.to(_model_device(model))
+
+
 def _resolve_model(
     model_or_checkpoint: ModelLike, normalisation: Normalisation | None
-) -> tuple[SimVP, SimVPConfig, Normalisation]:
+) -> tuple[SimVP | CorrectedSimVP, SimVPConfig, Normalisation]:
     if isinstance(model_or_checkpoint, str | os.PathLike):
         model_or_checkpoint = load_checkpoint(model_or_checkpoint)
     if isinstance(model_or_checkpoint, LoadedModel):
@@ -121,14 +150,14 @@ def _resolve_model(
             raise ValueError("normalisation is taken from the checkpoint; do not pass one")
         loaded = model_or_checkpoint
         return loaded.model, loaded.config, loaded.normalisation
-    if isinstance(model_or_checkpoint, SimVP):
+    if isinstance(model_or_checkpoint, SimVP | CorrectedSimVP):
         config = model_or_checkpoint.config
         norm = (
             normalisation if normalisation is not None else Normalisation.identity(config.channels)
         )
         return model_or_checkpoint, config, norm
     raise ValueError(
-        "model_or_checkpoint must be a checkpoint path, LoadedModel or SimVP, "
+        "model_or_checkpoint must be a checkpoint path, LoadedModel, SimVP or CorrectedSimVP, "
         f"got {type(model_or_checkpoint).__name__}"
     )
 
@@ -139,6 +168,7 @@ def predict(
     horizon: int | None = None,
     *,
     normalisation: Normalisation | None = None,
+    base: np.ndarray | torch.Tensor | None = None,
     batch_size: int = 16,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
@@ -157,6 +187,10 @@ def predict(
         Frames to forecast (default the model's ``out_frames``); any value >= 1 (roll-out).
     normalisation : Normalisation, optional
         Only with a bare ``SimVP``.
+    base : numpy.ndarray or torch.Tensor, optional
+        The base nowcast, physical units, ``(>= horizon, C, H, W)`` (or batched like
+        ``frames``), finite (fill missing pixels as the inputs); required when
+        ``config.base != "none"``, refused otherwise.
     batch_size : int
         Sequences per forward pass.
     device : str or torch.device, optional
@@ -182,6 +216,8 @@ def predict(
     single = array.ndim == 4
     batch = array[None] if single else array  # (T, C, H, W) -> (1, T, C, H, W)
     encoded = norm.encode(batch.astype(np.float32, copy=False))
+    base_encoded = _encode_base(base, batch, config, norm, int(horizon))
+    model = at_size(model, batch.shape[-2], batch.shape[-1])
     run_device = torch.device(device) if device is not None else _model_device(model)
     was_training = model.training
     model.to(run_device).eval()
@@ -191,13 +227,47 @@ def predict(
             for start in range(0, len(encoded), batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(encoded[start : start + batch_size]))
                 x = x.to(run_device)
-                y = model.rollout(x, int(horizon))  # (b, horizon, C, H, W)
+                b = None
+                if base_encoded is not None:
+                    b = torch.from_numpy(base_encoded[start : start + batch_size]).to(run_device)
+                y = run_model(model, x, b, int(horizon))  # (b, horizon, C, H, W)
                 outputs.append(norm.decode(y.float()).cpu().numpy())
     finally:
         model.train(was_training)
     result = np.concatenate(outputs).astype(np.float32, copy=False)
     logger.debug("predicted %s from input %s", result.shape, array.shape)
     return result[0] if single else result
+
+
+def _encode_base(
+    base: np.ndarray | torch.Tensor | None,
+    batch: np.ndarray,
+    config: SimVPConfig,
+    norm: Normalisation,
+    horizon: int,
+) -> np.ndarray | None:
+    """Normalised, NaN-filled base frames ``(B, >= horizon, C, H, W)``, or None without a base."""
+    if config.base == "none":
+        if base is not None:
+            raise ValueError("this model has base='none'; it takes no base frames")
+        return None
+    if base is None:
+        raise ValueError(f"this model corrects the {config.base!r} base: pass base=... frames")
+    values = base.detach().cpu().numpy() if isinstance(base, torch.Tensor) else np.asarray(base)
+    values = values[None] if values.ndim == 4 else values  # (B, L, C, H, W)
+    if (
+        values.ndim != 5
+        or values.shape[0] != batch.shape[0]
+        or values.shape[2:] != batch.shape[2:]
+        or values.shape[1] < horizon
+    ):
+        frame = ", ".join(map(str, batch.shape[2:]))
+        raise ValueError(
+            f"base must be (B={batch.shape[0]}, >= {horizon}, {frame}), got {values.shape}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError("base frames contain non-finite values; fill them as the inputs")
+    return np.ascontiguousarray(norm.encode(values.astype(np.float32)), dtype=np.float32)
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:

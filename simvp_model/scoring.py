@@ -79,9 +79,10 @@ def evaluate_predictor(
     Parameters
     ----------
     predictor : callable
-        ``(B, T_in, C, H, W)`` → ``(B, T_out, C, H, W)`` tensors, normalised units.
+        ``(x (B, T_in, C, H, W)[, base (B, T_out, C, H, W)])`` → ``(B, T_out, C, H, W)``
+        tensors, normalised units (the base is passed when the samples carry one).
     dataset : torch.utils.data.Dataset
-        Yields ``(x, y)`` in normalised units.
+        Yields ``(x, y)`` or ``(x, base, y)`` in normalised units.
     normalisation : Normalisation
         Decodes both to physical units before scoring.
     batch_size : int
@@ -96,8 +97,9 @@ def evaluate_predictor(
     totals: dict[str, float] = {}
     count = 0
     with torch.inference_mode():
-        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            pred = predictor(x)
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            x, *base, y = batch  # (x, y) or (x, base, y)
+            pred = predictor(x, *base)
             scores = score_batch(normalisation.decode(pred.float()), normalisation.decode(y), image)
             for name, value in scores.items():
                 totals[name] = totals.get(name, 0.0) + value * len(x)

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from simvp_model.checkpoint import check_plain
+from simvp_model.losses import LOSSES
 from simvp_model.normalisation import Normalisation
 from simvp_model.optim import OPTIMIZERS, SCHEDULERS
 
@@ -48,6 +49,11 @@ class TrainConfig:
         Optimiser weight decay (OpenSTL: 0).
     gradient_clip_val : float or None
         Clip the gradient norm (OpenSTL: none).
+    loss : str
+        Training loss, a name in :data:`simvp_model.losses.LOSSES` (``mse``: the paper's MSE of
+        the normalised field; ``mse_physical``, ``bmse``, ``bmae``, ``bmse_physical``: see
+        :class:`simvp_model.losses.LossSpec`, Shi et al. 2017 weights 1/2/5/10/30 at
+        2/5/10/30 physical units).
     seed : int
         Seeds Python, numpy, torch and DataLoader workers.
     accelerator : str
@@ -91,6 +97,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     gradient_clip_val: float | None = None
     seed: int = 42
+    loss: str = "mse"
     accelerator: str = "auto"
     devices: int | str = "auto"
     num_nodes: int = 1
@@ -109,6 +116,8 @@ class TrainConfig:
     log_every_n_steps: int = 50
 
     def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r} is unknown; valid: {LOSSES.names()}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be > 0, got {self.lr=}")
         for name in ("epochs", "batch_size", "num_nodes", "accumulate_grad_batches"):

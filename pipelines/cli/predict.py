@@ -8,15 +8,19 @@ Examples::
 
 The input is ``(T_in, C, H, W)`` or ``(B, T_in, C, H, W)`` in physical units (the units the
 checkpoint was trained on); the output has the same rank with ``horizon`` frames, in the same
-units, as a ``.npy`` file.
+units, as a ``.npy`` file. A model that corrects a persistence or extrapolation base builds its
+base from the input frames (:class:`pipelines.simvp_method.SimVPMethod`, as ``nowcast
+forecast`` does); a climatology base needs the archive of a store: use ``nowcast forecast``.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pipelines.cli import COMMANDS
 
@@ -34,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_checkpoint(args.checkpoint)
     frames = load_frames(args.input, key=args.key)
-    forecast = predict(loaded, frames, horizon=args.horizon, batch_size=args.batch_size)
+    if loaded.config.base == "none":
+        forecast = predict(loaded, frames, horizon=args.horizon, batch_size=args.batch_size)
+    else:
+        forecast = _corrected(loaded, frames, args.horizon)
     output = Path(args.output) if args.output else default_output(args.input)
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as file:  # np.save(path) would add ".npy" to any other name
@@ -47,6 +54,30 @@ def run(args: argparse.Namespace) -> int:
         f"min {float(forecast.min()):.4g}, max {float(forecast.max()):.4g}"
     )
     return 0
+
+
+def _corrected(loaded: Any, frames: np.ndarray, horizon: int | None) -> np.ndarray:
+    """Forecast with a base-correcting model: each sequence gets its base from its frames."""
+    from pipelines.simvp_method import SimVPMethod
+    from simvp_model.predict import check_frames
+
+    if loaded.config.base == "climatology":
+        raise SystemExit(
+            "this model corrects a climatology base, which needs the store's archive: "
+            "use nowcast forecast --source NAME"
+        )
+    array = np.asarray(frames, dtype=np.float32)
+    check_frames(array, loaded.config)
+    batch = array if array.ndim == 5 else array[None]  # (B, T_in, C, H, W)
+    steps = int(horizon or loaded.config.out_frames)
+    # persistence and extrapolation do not depend on the clock: regular times at the model's step
+    step = pd.Timedelta(
+        pd.tseries.frequencies.to_offset(loaded.metadata.get("time_step") or "5min")
+    )
+    times = pd.date_range("2000-01-01", periods=batch.shape[1], freq=step).values
+    method = SimVPMethod.from_loaded(loaded)
+    out = np.stack([method.predict(sequence, steps, times=times) for sequence in batch])
+    return out if array.ndim == 5 else out[0]
 
 
 @COMMANDS.register("predict")

@@ -47,7 +47,7 @@ from pipelines.forecast.inputs import (
 )
 from pipelines.forecast.store import ForecastGrid, Provenance, build_forecast, write_forecast
 from pipelines.forecast.time_step import TimeStepPolicy, match_time_step
-from pipelines.prepare import Preparation, store_time_step
+from pipelines.prepare import Preparation, prepare_frames, store_time_step
 from pipelines.simvp_method import SimVPMethod
 from simvp_model.checkpoint import LoadedModel
 
@@ -251,7 +251,10 @@ def run_forecast(
     lap("read_inputs")
 
     nan = np.isnan(values)  # (T_in, C, H, W)
-    predicted = method.predict(values, n_leads)[None]  # (1, L, C, H, W), NaN inputs filled
+    # the climatology base averages past frames: all the store's frames up to the init time
+    archive = prepare_frames(store_ds, preparation).load() if method.needs_archive else None
+    predicted = method.predict(values, n_leads, times=selection.times.values, archive=archive)
+    predicted = predicted[None]  # (1, L, C, H, W), NaN inputs filled
     predicted = np.where(nan[-1][None, None], np.nan, predicted)[0]  # (L, C, H, W)
     check_finite_forecast(predicted, ~nan[-1], method.name)
     lap("predict")

@@ -1,4 +1,10 @@
-"""The torch ``Dataset`` of lazily read windows (the only torch import of the package)."""
+"""The torch ``Dataset`` of lazily read windows (the only torch import of the package).
+
+With a base nowcast (``base=``, :mod:`pipelines.bases`) each sample is ``(x, base, y)``: the base
+is computed once per window from the observed frames on the whole prepared grid (cached), then
+cut to the sample's tile with the same origin as the frames; with ``augment=True`` one random
+symmetry of the square (:mod:`pipelines.augment`) turns inputs, base and targets together.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 from torch.utils.data import Dataset
 
+from pipelines.augment import augment as augment_arrays
+from pipelines.bases import CHANNEL, BaseCache, base_available, base_nowcast
 from pipelines.prepare import SpatialConfig
 from pipelines.windows.config import DEFAULT_CACHE_BYTES, WindowConfig
 from pipelines.windows.scan import open_store, read_prepared, time_chunk
@@ -46,6 +55,12 @@ class ZarrWindows(Dataset):
         Seed of the random tile positions.
     cache_bytes : int
         Budget of the per-process cache of prepared blocks (0 = no cache).
+    base : str or None
+        Base nowcast (name in :data:`pipelines.bases.BASES`) to compute per window and yield
+        between inputs and targets; windows without one (``climatology`` in the first day of a
+        store) are left out.
+    augment : bool
+        Apply a random rotation/flip to each sample (inputs, base and targets alike).
 
     Notes
     -----
@@ -69,6 +84,8 @@ class ZarrWindows(Dataset):
         fill: np.ndarray | None = None,
         seed: int = 0,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        base: str | None = None,
+        augment: bool = False,
     ) -> None:
         self.paths = [os.fspath(p) for p in paths]
         self.variables = list(variables)
@@ -95,6 +112,59 @@ class ZarrWindows(Dataset):
         self._cached_bytes = 0
         self._tiles = self._tile_origins()
         self._rng = np.random.default_rng(seed)
+        self.base = base
+        self.augment = bool(augment)
+        self._bases = BaseCache()
+        self._archives: dict[int, xr.DataArray] = {}
+        if base is not None:
+            self.windows = self._with_base(self.windows)
+
+    def _with_base(self, windows: list[WindowRef]) -> list[WindowRef]:
+        """The windows whose base exists (see :func:`pipelines.bases.base_available`)."""
+        kept = []
+        for ref in windows:
+            times = self._store(ref.store)["time"].values
+            init = times[ref.start + self.window.in_frames - 1]
+            step = pd.Timedelta(times[1] - times[0])
+            if base_available(self.base, init, times[0], step):  # type: ignore[arg-type]
+                kept.append(ref)
+        if len(kept) < len(windows):
+            log.info(
+                "%d of %d windows have no %s base (too early in the store) and are left out",
+                len(windows) - len(kept),
+                len(windows),
+                self.base,
+            )
+        return kept
+
+    def archive(self, store: int) -> xr.DataArray:
+        """Prepared frames of the whole store ``(time, channel, y, x)``, physical units (the
+        climatology base's archive; only frames up to each window's init time are used)."""
+        if store not in self._archives:
+            ds = self._store(store)
+            frames = read_prepared(ds, self.variables, self.spatials[store], 0, ds.sizes["time"])
+            self._archives[store] = xr.DataArray(
+                frames, dims=("time", CHANNEL, "y", "x"), coords={"time": ds["time"].values}
+            )
+        return self._archives[store]
+
+    def base_frames(self, store: int, start: int, frames: np.ndarray) -> np.ndarray:
+        """Base nowcast ``(T_out, C, H, W)`` of the window at ``start`` from its whole-grid
+        ``frames (L, C, H, W)`` (physical units; cached per window)."""
+        T_in = self.window.in_frames
+
+        def compute() -> np.ndarray:
+            times = self._store(store)["time"].values[start : start + T_in]
+            archive = self.archive(store) if self.base == "climatology" else None
+            return base_nowcast(
+                self.base,  # type: ignore[arg-type]
+                frames[:T_in],
+                times,
+                self.window.out_frames,
+                archive=archive,
+            )
+
+        return self._bases.get((store, start), compute)
 
     def _tile_origins(self) -> list[tuple[int, int]]:
         H, W = self.grid_shape
@@ -124,6 +194,8 @@ class ZarrWindows(Dataset):
         state["_handles"] = {}
         state["_cache"] = OrderedDict()
         state["_cached_bytes"] = 0
+        state["_bases"] = BaseCache()
+        state["_archives"] = {}
         return state
 
     def _store(self, index: int) -> xr.Dataset:
@@ -164,11 +236,17 @@ class ZarrWindows(Dataset):
 
     def read_physical(self, item: int) -> np.ndarray:
         """Sample ``item`` in physical units, ``(T_in + T_out, C, H, W)``, NaN kept."""
+        return self.read_sample(item)[0]
+
+    def read_sample(self, item: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Frames ``(T_in + T_out, C, H, W)`` and base ``(T_out, C, H, W)`` (None without a
+        base) of sample ``item``, physical units, NaN kept, cut to the same tile."""
         if not 0 <= item < len(self):
             raise IndexError(f"sample {item} out of range for {len(self)} samples")
         ref = self.windows[item // len(self._tiles)]
         origin = self._tiles[item % len(self._tiles)]
         frames = self._read_window(ref.store, ref.start)  # (L, C, H, W), whole prepared grid
+        base = None if self.base is None else self.base_frames(ref.store, ref.start, frames)
         if self.spatial.tile is not None:
             th, tw = self.spatial.tile
             if origin == (-1, -1):
@@ -179,22 +257,36 @@ class ZarrWindows(Dataset):
                 )
             i, j = origin
             frames = frames[:, :, i : i + th, j : j + tw]  # (L, C, th, tw)
-        return frames
+            if base is not None:
+                base = base[:, :, i : i + th, j : j + tw]  # (T_out, C, th, tw)
+        return frames, base
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = self.read_physical(item)
+    def _tensor(self, frames: np.ndarray) -> torch.Tensor:
+        """Physical ``(T, C, H, W)`` → normalised float32 tensor, NaN filled."""
         values = self.encode(frames) if self.encode is not None else frames
         values = np.asarray(values, dtype=np.float32)
         nan = ~np.isfinite(values)
         if nan.any():
-            values = np.where(nan, self.fill[None, :, None, None], values)  # (L, C, H, W)
-        tensor = torch.from_numpy(np.ascontiguousarray(values))
+            values = np.where(nan, self.fill[None, :, None, None], values)  # (T, C, H, W)
+        return torch.from_numpy(np.ascontiguousarray(values))
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
+        frames, base = self.read_sample(item)
+        if self.augment:
+            frames, *rest = augment_arrays(
+                [frames] + ([base] if base is not None else []), self._rng
+            )
+            base = rest[0] if rest else None
+        tensor = self._tensor(frames)
         T_in = self.window.in_frames
-        return tensor[:T_in], tensor[T_in:]
+        if base is None:
+            return tensor[:T_in], tensor[T_in:]
+        return tensor[:T_in], self._tensor(base), tensor[T_in:]
 
     def __repr__(self) -> str:
         return (
             f"ZarrWindows({len(self.windows)} windows x {len(self._tiles)} tiles, "
             f"{self.window.in_frames}->{self.window.out_frames}, C,H,W={self.sample_shape}, "
+            f"base={self.base}, augment={self.augment}, "
             f"stores={self.paths})"
         )

@@ -125,6 +125,8 @@ def source_windows(
     multiple: int = 1,
     stores: Sequence[str | os.PathLike[str]] | None = None,
     seed: int = 0,
+    base: str | None = None,
+    augment: bool = False,
     normalisation: Normalisation | None = None,
 ) -> SourceWindows:
     """Cut the windows of one or more catalog sources from their stores; fit the normalisation.
@@ -161,7 +163,11 @@ def source_windows(
     stores : sequence of path, optional
         Stores of a single source to use as one dataset (default: the data dir's store).
     seed : int
-        Seed of the random train tiles.
+        Seed of the random train tiles (and augmentation).
+    base : str, optional
+        Base nowcast every sample carries (``(x, base, y)``; :mod:`pipelines.bases`).
+    augment : bool
+        Random rotations/flips of the train samples (:mod:`pipelines.augment`).
     normalisation : Normalisation, optional
         Use this one instead of fitting one on the train split (fine-tuning keeps the initial
         model's); its transform and channel count must fit the variables.
@@ -299,6 +305,8 @@ def source_windows(
             normalisation.encode,
             fill,
             seed,
+            base=base,
+            augment=augment and name == "train",
         )
 
     metadata: dict[str, Any] = {
@@ -323,6 +331,8 @@ def source_windows(
         "split": split.to_dict(window),
         "windows": counts,
         "nan_fill": fill_kind,
+        "base": base or "none",
+        "augment": bool(augment),
         "train_period": splits.periods["train"],
         "val_period": splits.periods["val"],
         "test_period": splits.periods["test"],
@@ -338,10 +348,17 @@ def source_windows(
         grid,
         normalisation,
     )
+    datasets = {
+        "train": dataset("train", tile_mode if tiled else "grid"),
+        "val": dataset("val", "grid"),
+        "test": dataset("test", "grid"),
+    }
+    if base is not None:  # windows without a base are left out (counts as used)
+        metadata["windows"] = {k: len(d.windows) for k, d in datasets.items()}
     return SourceWindows(
-        dataset("train", tile_mode if tiled else "grid"),
-        dataset("val", "grid"),
-        dataset("test", "grid"),
+        datasets["train"],
+        datasets["val"],
+        datasets["test"],
         normalisation,
         metadata,
         splits,
@@ -407,4 +424,5 @@ def windows_from_metadata(
         split=SplitConfig.from_dict(prep.split),
         stride=prep.stride,
         stores=stores,
+        base=None if prep.base in (None, "none") else prep.base,
     )

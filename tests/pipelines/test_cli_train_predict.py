@@ -127,3 +127,28 @@ def test_user_error_is_one_line_and_verbose_shows_the_traceback(
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "ValueError" in err
     assert err.rstrip().splitlines()[-1].startswith("nowcast train: error: --catalog")
+
+
+def test_predict_with_a_base_correcting_checkpoint(tmp_path: Path) -> None:
+    """An untrained extrapolation-base model through the CLI returns the LK nowcast."""
+    from pipelines.bases import base_nowcast
+    from simvp_model.checkpoint import save_checkpoint
+    from simvp_model.corrected import build_model
+    from simvp_model.normalisation import Normalisation
+    from simvp_model.presets import get_preset
+
+    yy, xx = np.mgrid[0:32, 0:32]
+    frames = np.stack(
+        [1.0 + 9.0 * np.exp(-((yy - 12) ** 2 + (xx - 6 - t) ** 2) / 8.0) for t in range(4)]
+    )[:, None].astype(np.float32)  # (T, C, H, W) mm/h, a cell moving +x
+    np.save(tmp_path / "cell.npy", frames)
+    config = get_preset("tiny").replace(in_frames=4, out_frames=3, base="extrapolation")
+    norm = Normalisation("dbr", (-5.0,), (8.0,), 0.1)
+    bundle = save_checkpoint(
+        tmp_path / "best.pt", build_model(config), config, norm, {}, {"time_step": "5min"}
+    )
+    assert main(["predict", f"--checkpoint={bundle}", f"--input={tmp_path / 'cell.npy'}"]) == 0
+    out = np.load(tmp_path / "cell.forecast.npy")
+    times = np.datetime64("2000-01-01") + np.arange(4) * np.timedelta64(5, "m")
+    lk = base_nowcast("extrapolation", frames, times, 3)
+    np.testing.assert_allclose(out, np.where(lk > 0.1, lk, 0.0), rtol=2e-6)

@@ -30,10 +30,20 @@ def test_hardware_defaults_cover_every_kind():
         cpu = TS.HARDWARE_DEFAULTS.get(kind).pick(cuda=False)
         gpu = TS.HARDWARE_DEFAULTS.get(kind).pick(cuda=True)
         assert cpu.preset and gpu.preset
-    # CPU radar uses the kind's coarsening (one place: KIND_DEFAULTS); the GPU choice overrides it
-    assert TS.HARDWARE_DEFAULTS.get("radar").pick(False).coarsen is None
-    assert KIND_DEFAULTS.get("radar").coarsen == 8
-    assert TS.HARDWARE_DEFAULTS.get("radar").pick(True).coarsen == 4
+    # radar: the whole domain at 4 km on CPU (KIND_DEFAULTS), 2 km on a GPU, in random crops
+    radar = TS.HARDWARE_DEFAULTS.get("radar")
+    assert KIND_DEFAULTS.get("radar").coarsen == radar.pick(False).coarsen == 4
+    assert KIND_DEFAULTS.get("radar").crop_size is None
+    assert radar.pick(True).coarsen == 2
+    assert radar.pick(False).tile == (64, 64) and radar.pick(False).augment
+    # every kind corrects a base nowcast chosen on validation (issue 10)
+    bases = {k: TS.HARDWARE_DEFAULTS.get(k).pick(False).base for k in SOURCE_KINDS}
+    assert bases == {
+        "radar": "extrapolation",
+        "crowd-flow": "persistence",
+        "climate": "climatology",
+    }
+    assert radar.pick(False).loss == radar.pick(True).loss == "mse_physical"
 
 
 def test_train_source_end_to_end(tmp_path):
@@ -60,6 +70,12 @@ def test_train_source_end_to_end(tmp_path):
     assert (loaded.config.in_frames, loaded.config.out_frames) == (3, 2)
     assert (loaded.config.height, loaded.config.width) == (8, 8)
     assert meta["source"] == "synthetic" and meta["preset"] == "tiny"
+    # the radar recipe applies to any preset: a correction of the LK nowcast, loss in mm/h
+    assert loaded.config.base == "extrapolation" and meta["base"] == "extrapolation"
+    assert meta["recipe"]["loss"] == "mse_physical" and meta["recipe"]["augment"]
+    assert all(
+        len(p) == 3 for p in [windows_from_metadata(meta, catalog=synthetic_catalog()).test[0]]
+    )
     assert meta["coarsen"] == 2 and meta["crop"] is None and meta["variables"] == ["precipitation"]
     assert meta["train_period"][1] < meta["val_period"][0] < meta["test_period"][0]
     assert loaded.normalisation.transform == "dbr"
@@ -70,7 +86,7 @@ def test_train_source_end_to_end(tmp_path):
     test = windows_from_metadata(meta, catalog=synthetic_catalog()).test
     pairs = [test[i] for i in range(len(test))]
     x = torch.stack([p[0] for p in pairs])  # (N, T_in, C, H, W) normalised
-    y = torch.stack([p[1] for p in pairs])  # (N, T_out, C, H, W)
+    y = torch.stack([p[-1] for p in pairs])  # (N, T_out, C, H, W); p = (x, base, y)
     last = x[:, -1:].expand_as(y)  # persistence
     error = loaded.normalisation.decode(last).double() - loaded.normalisation.decode(y).double()
     by_hand = float((error**2).sum(dim=(2, 3, 4)).mean())

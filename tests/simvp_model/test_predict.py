@@ -90,10 +90,10 @@ def test_bad_inputs(checkpoint: Path, frames: np.ndarray) -> None:
         predict(loaded, frames[:, :3])
     with pytest.raises(ValueError, match="C=2 but the model expects C=1"):
         predict(loaded, np.concatenate([frames, frames], axis=2))
-    with pytest.raises(ValueError, match="H=8 but the model expects H=16"):
-        predict(loaded, frames[..., :8, :])
-    with pytest.raises(ValueError, match="W=12 but the model expects W=16"):
-        predict(loaded, frames[..., :12])
+    with pytest.raises(ValueError, match="H=7, not a multiple of the network's downsampling 2"):
+        predict(loaded, frames[..., :7, :])
+    with pytest.raises(ValueError, match="W=11, not a multiple"):
+        predict(loaded, frames[..., :11])
     bad = frames.copy()
     bad[0, 0, 0, :3, 0] = np.nan
     bad[1, 1, 0, 0, 0] = np.inf
@@ -104,6 +104,15 @@ def test_bad_inputs(checkpoint: Path, frames: np.ndarray) -> None:
             predict(loaded, frames, horizon=horizon)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="taken from the checkpoint"):
         predict(loaded, frames, normalisation=NORM)
+
+
+def test_whole_domain_with_the_same_weights(checkpoint: Path, frames: np.ndarray) -> None:
+    """Fully convolutional: a larger domain runs with the checkpoint's weights."""
+    loaded = load_checkpoint(checkpoint)
+    big = np.pad(frames, [(0, 0)] * 3 + [(8, 8), (8, 8)], mode="reflect")  # 16 -> 32 px
+    out = predict(loaded, big, horizon=2)
+    assert out.shape == (*frames.shape[:1], 2, *frames.shape[2:3], 32, 32)
+    assert np.isfinite(out).all()
 
 
 def test_plain_errors_for_wrong_files_and_empty_batches(
