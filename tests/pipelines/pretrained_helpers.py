@@ -8,7 +8,7 @@ import torch
 
 from pipelines.pretrained import ModelCard, package_model
 from simvp_model.config import SimVPConfig
-from simvp_model.model import SimVP
+from simvp_model.corrected import build_model
 from simvp_model.normalisation import Normalisation
 
 CARD = "# Test model\n\nNot for use.\n\n{table}\n"
@@ -41,7 +41,7 @@ def tiny_pretrained(
     )
     return package_model(
         root / name,
-        SimVP(cfg),
+        build_model(cfg),
         cfg,
         Normalisation("dbr", (0.0,), (10.0,), 0.1),
         name=name,

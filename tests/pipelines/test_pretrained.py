@@ -113,3 +113,29 @@ def test_evaluation_does_not_fall_back(tmp_path, pretrained_root):
     _store(tmp_path)
     with pytest.raises(FileNotFoundError, match="no best.pt"):
         SimVPMethod.resolve(SOURCE, None, tmp_path / "data", fallback=False)
+
+
+def test_untrained_extrapolation_base_model_forecasts_the_resampled_extrapolation(
+    tmp_path, monkeypatch
+):
+    """A zero-initialised correction of the LK base: the zero-shot forecast is the LK nowcast
+    of the inputs resampled to 4 km, mapped back to the 1 km source grid (any domain size)."""
+    from pipelines.bases import base_nowcast
+
+    root = tmp_path / "pretrained"
+    tiny_pretrained(root, base="extrapolation")  # built for 16 x 16: run on 12 x 10 + padding
+    monkeypatch.setattr(card_module, "PRETRAINED_ROOT", root)
+    store = obs_store(tmp_path / "data" / "stores" / f"{SOURCE}.zarr", shape=(48, 40), pixel=1000.0)
+    result = run_forecast(SOURCE, data_dir=tmp_path / "data", lead_times=5)
+    assert "base=extrapolation" in str(result.forecast["model_version"].values[0])
+    obs = xr.open_zarr(store)
+    frames = obs["precipitation_rate"].values[-4:, None]  # (4, 1, 48, 40)
+    grid = GridResampler.for_source(RegularGrid.from_store(obs), 4000.0, multiple=4)
+    coarse = grid.to_model(frames)  # (4, 1, 12, 12): NaN outside the domain
+    lk = base_nowcast("extrapolation", coarse, obs["time"].values[-4:], 5)
+    lk = np.where(np.isfinite(lk) & (lk > 0.1), lk, 0.0)  # filled, under the dBR floor: no rain
+    expected = grid.to_source(lk)[:, 0]  # (5, 48, 40)
+    got = result.forecast["precipitation_rate"].isel(init_time=0).values
+    ok = np.isfinite(frames[-1, 0])
+    np.testing.assert_allclose(got[:, ok], expected[:, ok], rtol=1e-5, atol=1e-6)
+    assert got.shape == (5, 48, 40) and np.nanmax(got) > 1.0
