@@ -403,8 +403,10 @@ def card_text(
         f"- {seconds / 60:.1f} min wall on CPU ({platform.machine()}, "
         f"{torch.get_num_threads()} threads, shared machine), limit {minutes:g} min; "
         f"{len(result.history)} epochs; model selection on the validation event(s).",
-        f"- Test split (held-out event(s), scored once): MSE {metrics.get('mse', float('nan')):.4g}"
-        f" vs persistence {metrics.get('persistence_mse', float('nan')):.4g} (mm/h)².",
+        f"- Test split (held-out event(s), {(meta.get('windows') or {}).get('test')} windows, "
+        f"scored once): MSE per pixel {metrics.get('mse_per_pixel', float('nan')):.4g} vs "
+        f"persistence {metrics.get('persistence_mse_per_pixel', float('nan')):.4g} (mm/h)² "
+        "(4 km; scored on the non-overlapping 64 x 64 px tiles of the prepared grid).",
         "",
         "## Cross-validated scores (leave one provider out)",
         "",

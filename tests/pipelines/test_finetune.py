@@ -95,3 +95,21 @@ def test_evaluate_compares_the_fine_tuned_model_with_the_zero_shot_one(
     mse = report.scores.query("score == 'mse'").groupby("method")["value"].mean()
     assert set(mse.index) == {"simvp", "persistence", "pretrained"}
     assert mse.notna().all()
+
+
+def test_fine_tune_from_the_shipped_weights(data_dir, tmp_path):
+    torch.set_num_threads(1)
+    shipped = load_pretrained("radar")  # the package's own weights, hash-checked
+    result = train_source(
+        SOURCE,
+        data_dir,
+        init_from="pretrained",
+        split=SPLIT,
+        out_dir=tmp_path / "ft",
+        **{**QUICK, "limit_train_batches": 1, "limit_val_batches": 1, "limit_test_batches": 1},
+    )
+    tuned = load_checkpoint(result.checkpoint_path)
+    assert tuned.metadata["init_from"]["sha256"] == shipped.card.sha256
+    assert tuned.metadata["coarsen"] == 4  # MeteoSwiss 1 km -> the model's 4 km
+    assert tuned.config.base == shipped.loaded.config.base == "extrapolation"
+    assert tuned.normalisation == shipped.loaded.normalisation

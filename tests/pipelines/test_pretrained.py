@@ -139,3 +139,16 @@ def test_untrained_extrapolation_base_model_forecasts_the_resampled_extrapolatio
     ok = np.isfinite(frames[-1, 0])
     np.testing.assert_allclose(got[:, ok], expected[:, ok], rtol=1e-5, atol=1e-6)
     assert got.shape == (5, 48, 40) and np.nanmax(got) > 1.0
+
+
+def test_shipped_card_matches_the_shipped_weights():
+    """The weights in the package are the ones their card describes (SHA-256 checked)."""
+    from pipelines.pretrained import PRETRAINED_ROOT, available
+
+    assert "radar" in available()
+    model = load_pretrained("radar")  # raises PretrainedIntegrityError on a hash mismatch
+    card = model.card
+    assert (card.resolution_m, card.time_step, card.units) == (4000.0, "5min", "mm/h")
+    assert model.loaded.config.base == "extrapolation"
+    assert model.loaded.metadata["pretrained"]["version"] == card.version
+    assert (PRETRAINED_ROOT / "radar" / card.file).stat().st_size < 5_000_000  # a few MB at most
