@@ -5,8 +5,9 @@ fuller ``../shared/data`` where present), train with the defaults of its kind
 (:data:`pipelines.train_source.HARDWARE_DEFAULTS`: base nowcast, loss, grid, crops) for a fixed
 number of epochs (no wall-clock cap, so the same seed gives the same numbers), then score the
 test split once with ``nowcast evaluate``'s code (:func:`pipelines.evaluate.evaluate_source`):
-MSE per lead time for SimVP, persistence, Lucas–Kanade optical flow (radar) and the daily-cycle
-climatology (crowd flow, climate), CSI at 1 and 5 mm/h (radar), and the number of test windows.
+MSE per lead time for SimVP, persistence, Lucas–Kanade optical flow (radar), the daily-cycle
+climatology (crowd flow, climate) and damped anomaly persistence (climate), CSI at 1 and
+5 mm/h (radar), and the number of test windows.
 
 Targets (issue 10): on MeteoSwiss, and pooled over the other radar sources, SimVP MSE below
 persistence at every lead and mean MSE <= 0.9 x Lucas–Kanade's; CSI@1 mm/h at +30 min >= LK's;
@@ -18,6 +19,7 @@ Run from the repository root (about 2-4 CPU minutes per source)::
 
     NOWCAST_SAMPLES_DIR=../shared/data .venv/bin/python -m benchmarks.skill
     .venv/bin/python -m benchmarks.skill --sources mch-radar --epochs 5
+    .venv/bin/python -m benchmarks.skill --sources era5-t2m-uk --merge  # rerun one row
 
 Results: ``benchmarks/results/skill.{json,md}``.
 """
@@ -45,7 +47,7 @@ SOURCES = ("mch-radar", "nyc-taxi", "era5-t2m-uk", "fmi-radar", "knmi-radar", "r
 # windows in 64 px crops, 6 steps an epoch; NYC 1,025 windows, 64 steps; ERA5 465, 29 steps).
 EPOCHS = {"radar": 12, "crowd-flow": 3, "climate": 8}
 SEED = 42
-BASELINES = ("persistence", "optical_flow", "climatology")
+BASELINES = ("persistence", "optical_flow", "climatology", "anomaly_persistence")
 log = logging.getLogger("benchmarks.skill")
 
 
@@ -144,13 +146,22 @@ def verdicts(entry: dict[str, Any]) -> dict[str, bool]:
     return out
 
 
+def rerun_note(result: dict[str, Any]) -> str:
+    """`` (rows of A, B rerun with --merge: N s)`` where some rows were rerun, else ``""``."""
+    rerun = result.get("rerun")
+    if not rerun:
+        return ""
+    return f" (rows of {', '.join(rerun['sources'])} rerun with --merge: {rerun['seconds']:.0f} s)"
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The results as markdown tables (one per source and score)."""
     lines = [
         "# Forecast skill with the shipped defaults (benchmarks/skill.py)",
         "",
         f"seed {result['seed']}; {result['machine']}; samples from `{result['samples']}`; "
-        f"{result['seconds']:.0f} s in all. Scores of `nowcast evaluate` on each test split "
+        f"{result['seconds']:.0f} s in all{rerun_note(result)}. Scores of `nowcast evaluate` on "
+        "each test split "
         "(pixels with no observation excluded); pooled radar = window-weighted mean over sources.",
         "",
     ]
@@ -187,6 +198,20 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merged(path: Path, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of the results file ``path`` with those of ``entries``' sources replaced.
+
+    Sources keep their order in the file (new ones are appended); the pooled radar entry is
+    dropped, to be recomputed from the merged rows.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"--merge: no results file {path} to merge into")
+    new = {e["source"]: e for e in entries}
+    old = [e for e in json.loads(path.read_text())["entries"] if "(pooled)" not in e["source"]]
+    out = [new.pop(e["source"], e) for e in old]
+    return out + list(new.values())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write ``benchmarks/results/skill.{json,md}``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.skill", description=__doc__)
@@ -195,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--data-dir", default=None, help="default: a temporary directory")
     parser.add_argument("--name", default="skill", help="results file stem")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the benchmarked sources' rows in an existing results file",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # Lightning sets its loggers to INFO when first imported: import it, then quiet it.
@@ -214,6 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as error:  # report the row, keep benchmarking the others
                 log.exception("benchmark of %s failed", source)
                 entries.append({"source": source, "error": f"{type(error).__name__}: {error}"})
+    seconds = time.perf_counter() - start
+    rerun = None
+    if args.merge:
+        path = RESULTS / f"{args.name}.json"
+        rerun = {"sources": [e["source"] for e in entries], "seconds": seconds}
+        seconds = json.loads(path.read_text())["seconds"] if path.exists() else seconds
+        entries = merged(path, entries)
     radar = [e for e in entries if e.get("kind") == "radar" and "error" not in e]
     others = [e for e in radar if e["source"] != "mch-radar"]
     if others:
@@ -234,7 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "samples": os.environ.get("NOWCAST_SAMPLES_DIR", "data_catalog/samples"),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
+        **({"rerun": rerun} if rerun else {}),
         "entries": entries,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,10 @@ baseline of :mod:`pipelines.baselines` (so it is identical to the baseline score
   (``pipelines.baselines.optical_flow``);
 - ``climatology``: the daily-cycle mean of an archive of past frames
   (``pipelines.baselines.climatology``; the archive must be passed, and only frames at or before
-  the last input time are used).
+  the last input time are used);
+- ``anomaly_persistence``: that climatology plus the last frame's anomaly from it, damped per
+  lead by a least-squares coefficient fitted on the same past archive
+  (``pipelines.baselines.anomaly_persistence``).
 
 Contract of every entry of :data:`BASES`: ``base(history, steps, **context) -> np.ndarray``
 with ``history`` an ``xr.DataArray (time, channel, y, x)`` in physical units (NaN = no data) and
@@ -58,9 +61,12 @@ def _from_baseline(name: str) -> BaseFn:
 BASES.add("persistence", _from_baseline("persistence"))
 BASES.add("extrapolation", _from_baseline("optical_flow"))
 BASES.add("climatology", _from_baseline("climatology"))
+BASES.add("anomaly_persistence", _from_baseline("anomaly_persistence"))
+# Bases that read the archive of past frames (``archive=`` in base_nowcast).
+ARCHIVE_BASES = frozenset({"climatology", "anomaly_persistence"})
 # How much archive before the first valid time a base needs (the climatology baseline's default
 # period: one day, so that every lead time's time of day has a past sample).
-WARMUP: dict[str, pd.Timedelta] = {"climatology": pd.Timedelta("1D")}
+WARMUP: dict[str, pd.Timedelta] = {name: pd.Timedelta("1D") for name in ARCHIVE_BASES}
 
 
 def base_available(
@@ -68,8 +74,8 @@ def base_available(
 ) -> bool:
     """Whether base ``name`` exists for a window issued at ``init_time``.
 
-    ``climatology`` needs an archive frame one period before the first lead's valid time
-    (``init_time + step - 1 day >= archive_start``); the other bases always exist. Windows
+    The :data:`ARCHIVE_BASES` need an archive frame one period before the first lead's valid
+    time (``init_time + step - 1 day >= archive_start``); the other bases always exist. Windows
     without a base are left out of training and scoring alike (see ``pipelines.windows``).
     """
     BASES.get(name)
@@ -118,8 +124,8 @@ def base_nowcast(
     time_step : str or Timedelta, optional
         Forecast step (default: the spacing of ``times``).
     archive : xr.DataArray, optional
-        ``(time, channel, y, x)`` past observations, required by ``climatology`` (frames after the
-        init time are ignored, so the whole store may be passed).
+        ``(time, channel, y, x)`` past observations, required by the :data:`ARCHIVE_BASES`
+        (frames after the init time are ignored, so the whole store may be passed).
 
     Returns
     -------

@@ -11,6 +11,14 @@ time; :func:`evaluate_source` does it for a trained checkpoint and writes the re
     DIR/reports/<source>/scores.md      notes and one table per score (method × lead time)
     DIR/reports/<source>/score_<name>.png   score vs lead time, one line per method
     DIR/reports/<source>/examples.png   observed vs forecast frames of one test window
+    DIR/reports/<source>/rapsd.png      power spectra per lead (radar: is the forecast blurred?)
+    DIR/reports/<source>/comparisons.csv  paired SimVP − baseline differences with intervals
+    DIR/reports/<source>/index.html     all of it on one self-contained page
+
+``scores.csv`` rows carry ``lower``/``upper``: a 90 % percentile bootstrap interval resampling
+blocks of ``T_in + T_out`` consecutive windows (:mod:`pipelines.verification.bootstrap`).
+Which windows: :mod:`pipelines.evaluation_windows` (the test split, one member of a multi-source
+checkpoint, or any period of any source: zero-shot).
 
 Test windows: the test split of :mod:`pipelines.windows`, rebuilt from the checkpoint's metadata
 (same stores, crop, coarsening, window lengths, split fractions and gap); the frames are prepared
@@ -38,16 +46,19 @@ import pyproj
 import xarray as xr
 
 from data_catalog.catalog import Catalog, load_catalog
-from data_catalog.paths import DataDir, is_url
+from data_catalog.paths import DataDir
 from data_catalog.vocabulary import CHANNEL, CRS, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
 from pipelines.baselines import BASELINES, BaselineFn, time_step
-from pipelines.prepare import Preparation, prepare_frames
+from pipelines.evaluation_windows import evaluation_target, split_test_windows
+from pipelines.prepare import prepare_frames
 from pipelines.resample import RegularGrid
 from pipelines.simvp_method import SimVPMethod
 from pipelines.verification import get_score
+from pipelines.verification.bootstrap import BootstrapConfig, contiguous_blocks
+from pipelines.verification.intervals import Comparison, comparison_table, interval_rows
 from pipelines.verification.plans import PLANS, EvaluationPlan, ScoreRequest
 from pipelines.verification.report import wide_table, write_report
-from pipelines.windows.source import windows_from_metadata
+from pipelines.verification.spectral import spectral_rows
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +78,11 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "value",
 )
 SSIM_MIN_SIDE = 7  # skimage's default SSIM window is 7 x 7 pixels
+STRETCH_FRAMES = 288  # frames read at once by run_methods: a day at 5 min, ~19 MB at 128 x 128
 
 
-_ARCHIVE_BASELINES = frozenset({"climatology", "last_day"})
+ARCHIVE_BASELINES = frozenset({"climatology", "anomaly_persistence", "last_day"})
+"""Baselines that read past frames (the ``archive=`` context)."""
 
 
 # ----------------------------------------------------------------------------- windows
@@ -142,8 +155,17 @@ def run_methods(
     step = time_step(frames.isel({TIME: slice(0, 2)}))
     outputs: dict[str, list[xr.DataArray]] = {name: [] for name in methods}
     truths, histories, inits = [], [], []
-    for s in starts:
-        window = frames.isel({TIME: slice(int(s), int(s) + in_frames + out_frames)}).load()
+    length = in_frames + out_frames
+    stretch, lo, hi = None, 0, 0
+    for s in (int(v) for v in starts):
+        if stretch is None or not lo <= s <= s + length <= hi:
+            # Read overlapping windows once: the run of starts less than a window apart.
+            lo, hi = s, s + length
+            for t in (int(v) for v in starts):
+                if hi - length < t <= hi and t + length - lo <= max(STRETCH_FRAMES, length):
+                    hi = t + length
+            stretch = frames.isel({TIME: slice(lo, hi)}).load()
+        window = stretch.isel({TIME: slice(s - lo, s - lo + length)})
         history, truth = (
             window.isel({TIME: slice(0, in_frames)}),
             window.isel({TIME: slice(in_frames, None)}),
@@ -316,29 +338,6 @@ def _select(
 
 
 # ----------------------------------------------------------------------------- entry point
-def split_test_windows(
-    metadata: Mapping[str, Any], data_dir: DataDir, catalog: Catalog | None = None
-) -> tuple[list[Any], list[str]]:
-    """The test-split windows a checkpoint was trained with (:mod:`pipelines.windows`).
-
-    The splits are rebuilt from the checkpoint's metadata by
-    :func:`pipelines.windows.windows_from_metadata` (same stores, crop, coarsening, window
-    lengths, split fractions and gap), from the recorded stores when they all exist, else from
-    ``DIR/stores/<source>.zarr``.
-
-    Returns
-    -------
-    refs : list of pipelines.windows.WindowRef
-        ``(store, start)`` of each test window, in time order per store.
-    paths : list of str
-        The stores the ``store`` indices refer to.
-    """
-    recorded = Preparation.from_dict(metadata).stores
-    here = bool(recorded) and all(is_url(p) or os.path.exists(p) for p in recorded)
-    windows = windows_from_metadata(metadata, None if here else data_dir.root, catalog)
-    return list(windows.splits.windows["test"]), list(windows.test.paths)
-
-
 def concat_forecasts(parts: Sequence[MethodForecasts]) -> MethodForecasts:
     """Join the :class:`MethodForecasts` of several stores along ``init_time``."""
     if not parts:
@@ -355,12 +354,16 @@ def concat_forecasts(parts: Sequence[MethodForecasts]) -> MethodForecasts:
 def evaluate_source(
     source: str,
     data_dir: str | os.PathLike[str] | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | SimVPMethod | None = None,
     catalog: Catalog | None = None,
     max_samples: int | None = None,
     baselines: Sequence[str] | None = None,
+    *,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    bootstrap: BootstrapConfig | None = None,
 ) -> Report:
-    """Score a SimVP checkpoint and the baselines of ``source``'s kind on its test windows.
+    """Score a SimVP checkpoint and the baselines of ``source``'s kind on windows of ``source``.
 
     Parameters
     ----------
@@ -368,21 +371,28 @@ def evaluate_source(
         Catalog source name (``knmi-radar``, ``era5-t2m-uk``, ``nyc-taxi`` ...).
     data_dir : str or path, optional
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
-    checkpoint : str or path, optional
+    checkpoint : str, path or SimVPMethod, optional
         SimVP bundle; default :func:`pipelines.simvp_method.default_checkpoint` (the newest
-        ``best.pt`` under ``DIR/models/<source>/``). Its metadata
-        gives the variables, crop, coarsening, frame counts and the test period.
+        ``best.pt`` under ``DIR/models/<source>/``). It may be trained on other sources
+        (zero-shot) or on several (``mch-radar+knmi-radar``: pass one member as ``source``).
     catalog : Catalog, optional
         Default: the shipped catalog (for the source's kind).
     max_samples : int, optional
-        Score at most this many test windows, evenly spread (default: all).
+        Score at most this many windows, evenly spread (default: all).
     baselines : sequence of str, optional
         Override the kind's baselines (:data:`PLANS`).
+    start, end : str or Timestamp, optional
+        Score every window inside this period instead of the test split
+        (:mod:`pipelines.evaluation_windows`); default: the test split for a source the
+        checkpoint was trained on, the whole store for another one (zero-shot).
+    bootstrap : BootstrapConfig, optional
+        Intervals: percentile bootstrap over blocks of ``T_in + T_out`` consecutive windows.
 
     Returns
     -------
     Report
-        Scores and the files written under ``DIR/reports/<source>/``.
+        Scores (with ``lower``/``upper``) and the files written under ``DIR/reports/<source>/``
+        (``DIR/reports/<source>/zero-shot-<trained sources>/`` for a zero-shot checkpoint).
     """
     spec = (catalog or load_catalog()).get(source)
     plan = PLANS.get(spec.kind)
@@ -393,68 +403,89 @@ def evaluate_source(
     names = tuple(n for n in names if n != PRETRAINED)
     root = DataDir.resolve(data_dir)
     method = SimVPMethod.resolve(source, checkpoint, root.root, fallback=False)
-    path, loaded = method.name, method.loaded
-    meta = loaded.metadata
-    preparation = Preparation.from_dict(
-        {**meta, "variables": meta.get("variables", spec.variable_names)}
-    )
-    trained_on = "+".join(preparation.sources)
-    if trained_on not in ("", source):
-        raise ValueError(f"checkpoint {path} was trained on {trained_on!r}, not {source!r}")
-    in_frames, out_frames = int(loaded.config.in_frames), int(loaded.config.out_frames)
-    refs, paths = split_test_windows(meta, root, catalog)
-    chosen = subsample(np.arange(len(refs)), max_samples)
+    target = evaluation_target(method, source, root, catalog, start, end)
+    in_frames, out_frames = method.frames()
+    chosen = subsample(target.starts, max_samples)
     logger.info(
-        "%s: %d of %d test windows (%d -> %d)",
+        "%s: %d of %d windows (%d -> %d), %s",
         source,
         len(chosen),
-        len(refs),
+        len(target.starts),
         in_frames,
         out_frames,
+        target.description,
     )
     methods: dict[str, BaselineFn] = {SIMVP: method.as_baseline()}
     methods.update({name: BASELINES.get(name) for name in names})
-    parts = []
-    for s, store_path in enumerate(paths):
-        starts = np.asarray([refs[i].start for i in chosen if refs[i].store == s], dtype=np.int64)
-        if not len(starts):
-            continue
-        store = xr.open_zarr(store_path)
-        frames = prepare_frames(store, preparation)
-        units = store[frames.attrs["variables"][0]].attrs.get("units", "")
-        if plan.threshold_units is not None and units != plan.threshold_units:
-            raise ValueError(
-                f"{source}: score thresholds are in {plan.threshold_units!r} but the variable "
-                f"is in {units!r}"
-            )
-        needs_archive = bool(_ARCHIVE_BASELINES & set(names)) or method.needs_archive
-        archive = frames.load() if needs_archive else None
-        store_methods = dict(methods)
-        if zero_shot:
-            grid = RegularGrid.from_store(frames, pyproj.CRS.from_cf(dict(store[CRS].attrs)))
-            pretrained = SimVPMethod.pretrained(source, store, grid=grid)
-            store_methods[PRETRAINED] = pretrained.as_baseline()
-        parts.append(run_methods(frames, starts, in_frames, out_frames, store_methods, archive))
-    result = concat_forecasts(parts)
+    store = xr.open_zarr(target.store)
+    frames = prepare_frames(store, target.preparation)
+    units = store[frames.attrs["variables"][0]].attrs.get("units", "")
+    if plan.threshold_units is not None and units != plan.threshold_units:
+        raise ValueError(
+            f"{source}: score thresholds are in {plan.threshold_units!r} but the variable "
+            f"is in {units!r}"
+        )
+    needs_archive = bool(ARCHIVE_BASELINES & set(names)) or method.needs_archive
+    archive = frames.load() if needs_archive else None
+    if zero_shot:
+        grid = RegularGrid.from_store(frames, pyproj.CRS.from_cf(dict(store[CRS].attrs)))
+        methods[PRETRAINED] = SimVPMethod.pretrained(source, store, grid=grid).as_baseline()
+    result = run_methods(frames, chosen, in_frames, out_frames, methods, archive)
     result.observation.attrs["units"] = units
     scores = score_forecasts(result, plan.scores, plan.image_scores)
+    spectra = None
+    if plan.spectra:
+        rows, spectra = spectral_rows(result.observation, result.forecasts)
+        scores = pd.concat([scores, rows], ignore_index=True)
+    bootstrap = bootstrap or BootstrapConfig()
+    step = time_step(frames.isel({TIME: slice(0, 2)}))
+    groups = contiguous_blocks(result.observation[INIT_TIME].values, step, in_frames + out_frames)
+    scores = interval_rows(scores, result.observation, result.forecasts, groups, bootstrap)
+    comparisons = comparison_table(
+        result.observation,
+        result.forecasts,
+        [Comparison(SIMVP, name) for name in names],
+        groups,
+        bootstrap,
+    )
+    trained = "+".join(method.preparation().sources) or "unknown sources"
     report_dir = root.reports(source)
-    mse_ok = _beats(scores, "mse")
+    if target.zero_shot:
+        report_dir = os.path.join(report_dir, f"zero-shot-{trained}")
+    n_blocks = len(np.unique(groups))
     notes = [
-        f"source `{source}` ({spec.kind}), checkpoint `{path}`",
-        f"{len(chosen)} test windows (of {len(refs)}) in {meta.get('test_period')}; "
-        f"{in_frames} input -> {out_frames} output frames at {preparation.time_step}",
+        f"source `{source}` ({spec.kind}), checkpoint `{method.name}` (trained on {trained})",
+        f"{len(chosen)} windows (of {len(target.starts)}), {target.description}; "
+        f"{in_frames} input -> {out_frames} output frames at {spec.time_step}",
+        *target.notes,
         "scores pooled over windows and pixels per lead time; NaN observation pixels excluded",
-        f"SimVP MSE below persistence at every lead time: {'yes' if mse_ok else 'no'}",
+        f"intervals: {bootstrap.level:.0%} percentile bootstrap over {n_blocks} block(s) of "
+        f"{in_frames + out_frames} consecutive windows ({bootstrap.n_resamples} resamples)"
+        + (" — one block: no interval" if n_blocks < 2 else ""),
+        "SimVP MSE below persistence at every lead time: "
+        + ("yes" if _beats(scores, "mse") else "no"),
     ]
+    provenance = {
+        "source": source,
+        "checkpoint": method.name,
+        "model version": method.version(),
+        "trained on": trained,
+        "windows": f"{len(chosen)}: {target.description}",
+        "baselines": ", ".join(names),
+        "bootstrap": f"level {bootstrap.level}, {bootstrap.n_resamples} resamples, "
+        f"seed {bootstrap.seed}",
+    }
     files = write_report(
         report_dir,
         scores,
         f"Verification of {source}",
         notes,
         examples=(result.observation, result.forecasts, result.history),
+        spectra=spectra,
+        provenance=provenance,
+        comparisons=comparisons,
     )
-    return Report(source, report_dir, scores, len(chosen), path, tuple(files))
+    return Report(source, report_dir, scores, len(chosen), method.name, tuple(files))
 
 
 def _beats(scores: pd.DataFrame, score: str, method: str = SIMVP) -> bool:
@@ -472,4 +503,5 @@ __all__: list[str] = [
     "evaluate_source",
     "run_methods",
     "score_forecasts",
+    "split_test_windows",
 ]

@@ -49,7 +49,7 @@ import xarray as xr
 from data_catalog.paths import DataDir
 from data_catalog.vocabulary import CHANNEL, X, Y
 from pipelines.baselines import BaselineFn, as_forecast, time_step
-from pipelines.bases import base_nowcast
+from pipelines.bases import ARCHIVE_BASES, base_nowcast
 from pipelines.prepare import Preparation, nan_fill_values
 from pipelines.pretrained import Pretrained, load_pretrained
 from pipelines.resample import GridResampler, RegularGrid
@@ -359,8 +359,8 @@ class SimVPMethod:
 
     @property
     def needs_archive(self) -> bool:
-        """Whether :meth:`predict` needs ``archive=`` (the climatology base)."""
-        return self.base_name == "climatology"
+        """Whether :meth:`predict` needs ``archive=`` (the climatology-based bases)."""
+        return self.base_name in ARCHIVE_BASES
 
     def base(
         self,
@@ -376,7 +376,7 @@ class SimVPMethod:
         if times is None:
             raise ValueError(f"the {self.base_name!r} base needs the input frames' times")
         if self.needs_archive and archive is None:
-            raise ValueError("the 'climatology' base needs archive=<past frames>")
+            raise ValueError(f"the {self.base_name!r} base needs archive=<past frames>")
         return base_nowcast(self.base_name, frames, times, int(horizon), archive=archive)
 
     def predict(

@@ -13,7 +13,7 @@ from typing import Any
 from simvp_model.spatial import SPATIAL
 from simvp_model.translators import TRANSLATORS
 
-BASES = ("none", "persistence", "extrapolation", "climatology")
+BASES = ("none", "persistence", "extrapolation", "climatology", "anomaly_persistence")
 """Base nowcasts a SimVP can correct (``"none"`` = the paper's SimVP predicting frames)."""
 
 
@@ -54,7 +54,7 @@ class SimVPConfig:
     tau_alpha, tau_temperature : float
         Weight α and softmax temperature τ of TAU's differential divergence regulariser (used by
         :func:`simvp_model.losses.simvp_loss` only for translators whose objective includes it).
-    base : {"none", "persistence", "extrapolation", "climatology"}
+    base : {"none", "persistence", "extrapolation", "climatology", "anomaly_persistence"}
         ``"none"``: the paper's SimVP. Otherwise the network is a learned, zero-initialised
         correction to that base nowcast (:class:`simvp_model.corrected.CorrectedSimVP`); the
         base frames themselves are computed in the data path (``pipelines.bases``).

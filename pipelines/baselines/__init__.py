@@ -1,4 +1,5 @@
-"""Reference forecasts to beat: persistence, optical-flow extrapolation, climatology, last day.
+"""Reference forecasts to beat: persistence, optical flow, S-PROG, ANVIL, (anomaly) climatology,
+last day.
 
 Contract of every baseline in :data:`BASELINES` (``forecast(history, steps, **context)``):
 
@@ -21,7 +22,14 @@ Every method evaluated by :mod:`pipelines.evaluate` (SimVP included) is such a f
 
 from __future__ import annotations
 
-from pipelines.baselines import climatology, optical_flow, persistence
+from pipelines.baselines import (
+    anomaly_persistence,
+    anvil,
+    climatology,
+    optical_flow,
+    persistence,
+    sprog,
+)
 from pipelines.baselines._registry import BASELINES, BaselineFn, as_forecast, time_step
 
 
@@ -33,10 +41,13 @@ def get_baseline(name: str) -> BaselineFn:
 __all__ = [
     "BASELINES",
     "BaselineFn",
+    "anomaly_persistence",
+    "anvil",
     "as_forecast",
     "climatology",
     "get_baseline",
     "optical_flow",
     "persistence",
+    "sprog",
     "time_step",
 ]

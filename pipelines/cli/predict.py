@@ -58,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _corrected(loaded: Any, frames: np.ndarray, horizon: int | None) -> np.ndarray:
     """Forecast with a base-correcting model: each sequence gets its base from its frames."""
+    from pipelines.bases import ARCHIVE_BASES
     from pipelines.simvp_method import SimVPMethod
     from simvp_model.predict import check_frames
 
-    if loaded.config.base == "climatology":
+    if loaded.config.base in ARCHIVE_BASES:
         raise SystemExit(
-            "this model corrects a climatology base, which needs the store's archive: "
+            f"this model corrects a {loaded.config.base} base, which needs the store's archive: "
             "use nowcast forecast --source NAME"
         )
     array = np.asarray(frames, dtype=np.float32)

@@ -13,13 +13,14 @@ Contract of every score in :data:`SCORES` (``score(forecast, observation, dims=N
 
 Families: :mod:`.continuous` (mse, mae, rmse, bias, latitude-weighted rmse and acc per
 WeatherBench), :mod:`.categorical` (contingency tables → csi, pod, far, with ``threshold``),
-:mod:`.spatial` (fss with ``threshold`` and ``scale``), :mod:`.image` (ssim, psnr with
+:mod:`.spatial` (fss with ``threshold`` and ``scale``), :mod:`.spectral` (rapsd_ratio per
+``wavelength``: sharpness), :mod:`.image` (ssim, psnr with
 ``data_range``). :mod:`.report` writes the report files (``scores.csv``, markdown, plots).
 """
 
 from __future__ import annotations
 
-from pipelines.verification import categorical, continuous, image, spatial
+from pipelines.verification import categorical, continuous, image, spatial, spectral
 from pipelines.verification._registry import SCORES, ScoreFn
 
 
@@ -28,4 +29,13 @@ def get_score(name: str) -> ScoreFn:
     return SCORES.get(name)
 
 
-__all__ = ["SCORES", "ScoreFn", "categorical", "continuous", "get_score", "image", "spatial"]
+__all__ = [
+    "SCORES",
+    "ScoreFn",
+    "categorical",
+    "continuous",
+    "get_score",
+    "image",
+    "spatial",
+    "spectral",
+]

@@ -73,12 +73,16 @@ class EvaluationPlan:
         Also SSIM and PSNR (``data_range`` = range of the evaluated observations).
     threshold_units : str, optional
         Units the score thresholds are given in; the variables must have them.
+    spectra : bool
+        Also the RAPSD of every method vs the observations (``rapsd_ratio`` rows per
+        wavelength and the spectrum plot: is the forecast blurred?).
     """
 
     baselines: tuple[str, ...]
     scores: tuple[ScoreRequest, ...]
     image_scores: bool = False
     threshold_units: str | None = None
+    spectra: bool = False
 
     def __post_init__(self) -> None:
         for name in self.baselines:
@@ -96,7 +100,8 @@ FSS_SCALES: tuple[int, ...] = (1, 5, 11, 21)  # pixels: grid scale up to ~1/6 of
 PLANS.add(
     "radar",
     EvaluationPlan(
-        baselines=("persistence", "optical_flow"),
+        # S-PROG: the smooth (MSE-fair) extrapolation an MSE-trained network must also beat.
+        baselines=("persistence", "optical_flow", "sprog"),
         scores=_CONTINUOUS
         + tuple(
             ScoreRequest(s, threshold=t) for s in ("csi", "pod", "far") for t in RAIN_THRESHOLDS
@@ -106,12 +111,13 @@ PLANS.add(
         ),
         image_scores=True,
         threshold_units="mm/h",
+        spectra=True,
     ),
 )
 PLANS.add(
     "climate",
     EvaluationPlan(
-        baselines=("persistence", "climatology"),
+        baselines=("persistence", "climatology", "anomaly_persistence"),
         scores=_CONTINUOUS + (ScoreRequest("weighted_rmse"), ScoreRequest("acc")),
     ),
 )

@@ -1,9 +1,12 @@
-"""Verification report files: ``scores.csv``, ``scores.md``, score-vs-lead plots, example frames.
+"""Verification report files: ``scores.csv``, ``scores.md``, plots, ``index.html``.
 
 ``scores.csv`` has one row per number with the columns ``method, score, variable, threshold,
 scale, lead_time_minutes, value`` (``threshold`` in the variable's units and ``scale`` in pixels
-are empty where they do not apply). Plots use matplotlib's object API (``Figure``, Agg canvas),
-never pyplot, so no global backend state is touched.
+are empty where they do not apply; for ``rapsd_ratio`` ``scale`` is the wavelength in pixels)
+and, when bootstrap intervals were computed, ``lower, upper`` (see
+:mod:`pipelines.verification.bootstrap`). Plots use matplotlib's object API (``Figure``, Agg
+canvas), never pyplot, so no global backend state is touched; score plots draw the intervals as
+bands. ``index.html`` (:mod:`pipelines.verification.html`) embeds every plot.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from data_catalog.vocabulary import CHANNEL, INIT_TIME, LEAD_TIME, X, Y
+from pipelines.verification.html import write_html
 
 
 def wide_table(scores: pd.DataFrame) -> pd.DataFrame:
@@ -33,14 +37,29 @@ def wide_table(scores: pd.DataFrame) -> pd.DataFrame:
     return wide[leads]
 
 
+SPECTRAL_SCORES = frozenset({"rapsd_ratio"})
+"""Scores per wavelength (``scale``): drawn by :func:`plot_spectra`, not :func:`plot_scores`."""
+
+
+def _has_bands(scores: pd.DataFrame) -> bool:
+    return {"lower", "upper"} <= set(scores.columns) and bool(scores["lower"].notna().any())
+
+
 def write_markdown(
     path: str | os.PathLike[str],
     scores: pd.DataFrame,
     title: str,
     notes: Sequence[str] = (),
 ) -> None:
-    """``scores.md``: notes, then one table per score (rows method × threshold/scale)."""
+    """``scores.md``: notes, then one table per score (rows method × threshold/scale).
+
+    Cells are ``value [lower, upper]`` where the rows carry bootstrap intervals.
+    """
     wide = wide_table(scores)
+    if _has_bands(scores):
+        # pivot_table drops all-NaN rows (scores without intervals): realign on the values.
+        lows = wide_table(scores.assign(value=scores["lower"])).reindex(wide.index)
+        highs = wide_table(scores.assign(value=scores["upper"])).reindex(wide.index)
     lines = [f"# {title}", ""]
     lines += [f"- {note}" for note in notes]
     for (variable, score), block in wide.groupby(level=["variable", "score"], sort=False):
@@ -50,17 +69,29 @@ def write_markdown(
         lines.append("|" + "---|" * len(header))
         for key, row in block.iterrows():
             _, _, threshold, scale, method = key
-            cells = [method, threshold, scale, *(f"{v:.4g}" for v in row.values)]
+            values = [f"{v:.4g}" for v in row.values]
+            if _has_bands(scores):
+                values = [
+                    v if pd.isna(lo) else f"{v} [{lo:.4g}, {hi:.4g}]"
+                    for v, lo, hi in zip(values, lows.loc[key], highs.loc[key], strict=True)
+                ]
+            cells = [method, threshold, scale, *values]
             lines.append("| " + " | ".join(cells) + " |")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def plot_scores(directory: str | os.PathLike[str], scores: pd.DataFrame) -> list[str]:
-    """One PNG per score: value vs lead time, a line per method, a panel per threshold/scale."""
+    """One PNG per score: value vs lead time, a line per method, a panel per threshold/scale.
+
+    Bootstrap intervals (``lower``/``upper`` columns) are drawn as shaded bands.
+    """
     from matplotlib.figure import Figure  # no pyplot: no global backend state
 
     files = []
+    bands = _has_bands(scores)
     for score, rows in scores.groupby("score", sort=False):
+        if score in SPECTRAL_SCORES:
+            continue
         configs = (
             rows[["variable", "threshold", "scale"]]
             .drop_duplicates()
@@ -80,7 +111,16 @@ def plot_scores(directory: str | os.PathLike[str], scores: pd.DataFrame) -> list
             if not pd.isna(scale):
                 panel = panel[np.isclose(panel["scale"], scale)]
             for method, line in panel.groupby("method", sort=False):
-                ax.plot(line["lead_time_minutes"], line["value"], marker="o", label=method)
+                drawn = ax.plot(line["lead_time_minutes"], line["value"], marker="o", label=method)
+                if bands and line["lower"].notna().any():
+                    ax.fill_between(
+                        line["lead_time_minutes"],
+                        line["lower"],
+                        line["upper"],
+                        color=drawn[0].get_color(),
+                        alpha=0.2,
+                        linewidth=0,
+                    )
             label = f"{score} {variable}"
             label += "" if pd.isna(threshold) else f" ≥{threshold:g}"
             label += "" if pd.isna(scale) else f" @{int(scale)}px"
@@ -164,14 +204,69 @@ def plot_examples(
     return os.fspath(path)
 
 
+def plot_spectra(
+    path: str | os.PathLike[str],
+    spectra: Mapping[str, xr.DataArray],
+    n_leads: int = 4,
+    pixel_km: float | None = None,
+) -> str:
+    """RAPSD vs wavelength, a panel per lead time, a line per method (and ``observed``).
+
+    Parameters
+    ----------
+    path : str or path
+        PNG to write.
+    spectra : mapping of str to xr.DataArray
+        ``name → (lead_time, wavelength)`` mean power spectra (units²), including the observed
+        one under the key ``"observed"`` (drawn in black).
+    n_leads : int
+        Lead times drawn, evenly spread.
+    pixel_km : float, optional
+        Grid spacing: wavelengths shown in km instead of pixels.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+    from matplotlib.ticker import NullFormatter
+
+    from pipelines.verification.spectral import WAVELENGTH
+
+    first = next(iter(spectra.values()))
+    leads = np.unique(np.linspace(0, first.sizes[LEAD_TIME] - 1, n_leads).round().astype(int))
+    fig = Figure(figsize=(3.6 * len(leads), 3.2))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.85, wspace=0.3)
+    axes = fig.subplots(1, len(leads), squeeze=False)[0]
+    scale = pixel_km or 1.0
+    for ax, k in zip(axes, leads, strict=True):
+        for name, psd in spectra.items():
+            line = psd.isel({LEAD_TIME: int(k)})
+            style = {"color": "black", "linewidth": 2} if name == "observed" else {}
+            ax.loglog(line[WAVELENGTH].values * scale, line.values, label=name, **style)
+        minutes = first[LEAD_TIME].values[k] / np.timedelta64(1, "m")
+        ax.set_title(f"+{minutes:g} min", fontsize=9)
+        ax.invert_xaxis()  # large scales left, small scales right
+        lam = np.asarray(first[WAVELENGTH].values) * scale
+        ticks = [t for t in 2.0 ** np.arange(-3, 12) if lam.min() <= t <= lam.max()]  # octaves
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"wavelength ({'km' if pixel_km else 'px'})")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("power")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("radially averaged power spectrum (less power at small scales = blur)")
+    fig.savefig(path, dpi=80)
+    return os.fspath(path)
+
+
 def write_report(
     directory: str | os.PathLike[str],
     scores: pd.DataFrame,
     title: str,
     notes: Sequence[str] = (),
     examples: tuple[xr.DataArray, Mapping[str, xr.DataArray], xr.DataArray] | None = None,
+    spectra: Mapping[str, xr.DataArray] | None = None,
+    provenance: Mapping[str, object] | None = None,
+    comparisons: pd.DataFrame | None = None,
 ) -> list[str]:
-    """Write ``scores.csv``, ``scores.md``, the score plots and (given ``examples``) examples.
+    """Write ``scores.csv``, ``scores.md``, the plots and the self-contained ``index.html``.
 
     Parameters
     ----------
@@ -185,6 +280,12 @@ def write_report(
         Bullet points under the title.
     examples : (observation, forecasts, history), optional
         Arguments of :func:`plot_examples` for ``examples.png``.
+    spectra : mapping of str to xr.DataArray, optional
+        Argument of :func:`plot_spectra` for ``rapsd.png``.
+    provenance : mapping, optional
+        Key/value table of what produced the numbers (shown in ``index.html``).
+    comparisons : pandas.DataFrame, optional
+        Paired differences with their intervals (``comparisons.csv`` and the page).
 
     Returns
     -------
@@ -197,7 +298,21 @@ def write_report(
     scores.to_csv(csv, index=False, float_format="%.6g")
     md = os.path.join(directory, "scores.md")
     write_markdown(md, scores, title, notes)
-    files = [csv, md, *plot_scores(directory, scores)]
+    figures = [
+        (f"{os.path.basename(p)[6:-4]} vs lead time", p) for p in plot_scores(directory, scores)
+    ]
+    if spectra:
+        figures.append(
+            ("power spectra", plot_spectra(os.path.join(directory, "rapsd.png"), spectra))
+        )
     if examples is not None:
-        files.append(plot_examples(os.path.join(directory, "examples.png"), *examples))
+        png = plot_examples(os.path.join(directory, "examples.png"), *examples)
+        figures.append(("example frames", png))
+    files = [csv, md, *(p for _, p in figures)]
+    if comparisons is not None:
+        comparisons_csv = os.path.join(directory, "comparisons.csv")
+        comparisons.to_csv(comparisons_csv, index=False, float_format="%.6g")
+        files.append(comparisons_csv)
+    page = os.path.join(directory, "index.html")
+    files.append(write_html(page, title, scores, notes, provenance, figures, comparisons))
     return files

@@ -93,6 +93,7 @@ from pipelines.windows.splits import (
     assign_splits,
     build_splits,
     contiguous_runs,
+    holdout_labels,
     window_starts,
 )
 
@@ -121,6 +122,7 @@ __all__ = [
     "build_splits",
     "centred_crop",
     "contiguous_runs",
+    "holdout_labels",
     "nan_fill_values",
     "normalisation_from_stats",
     "open_store",

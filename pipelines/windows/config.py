@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from pipelines.prepare import SpatialConfig
 
@@ -87,12 +88,19 @@ class SplitConfig:
         ``"store"``: each store is split on its own (every store contributes to every split);
         ``"all"``: the valid frames of all stores are put on one time line (same time step
         required) and cut once, so e.g. the latest events of all stores form the test split.
+    holdout : tuple of (int, str, str)
+        Held-out periods ``(store position, first time, last time)`` (ISO 8601, inclusive):
+        when given, the test split is exactly their valid frames (cross-validation folds), and
+        train / val are cut chronologically from the other valid frames of all stores on one
+        time line by ``fractions[:2]`` (``fractions[2]`` must be 0); training frames of the
+        same store within ``gap`` steps of a held-out period are not used.
     """
 
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     gap: int | None = None
     by: Literal["time", "event"] = "time"
     scope: Literal["store", "all"] = "store"
+    holdout: tuple[tuple[int, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         fr = tuple(float(f) for f in self.fractions)
@@ -113,6 +121,24 @@ class SplitConfig:
             raise ValueError(f"by must be 'time' or 'event', got {self.by!r}")
         if self.scope not in ("store", "all"):
             raise ValueError(f"scope must be 'store' or 'all', got {self.scope!r}")
+        holdout = tuple(tuple(h) for h in self.holdout)
+        for entry in holdout:
+            if (
+                len(entry) != 3
+                or isinstance(entry[0], bool)
+                or not isinstance(entry[0], int | np.integer)
+                or entry[0] < 0
+                or pd.Timestamp(entry[1]) > pd.Timestamp(entry[2])
+            ):
+                raise ValueError(
+                    f"holdout entries are (store position, first time, last time), got {entry!r}"
+                )
+        if holdout and (fr[2] != 0 or self.by != "time"):
+            raise ValueError(
+                f"with holdout periods the test split is the held-out frames: fractions[2] must "
+                f"be 0 and by='time', got fractions={fr} by={self.by!r}"
+            )
+        object.__setattr__(self, "holdout", tuple((int(a), str(b), str(c)) for a, b, c in holdout))
 
     def gap_for(self, window: WindowConfig) -> int:
         """The gap in time steps for ``window`` (default: its length)."""
@@ -128,6 +154,7 @@ class SplitConfig:
             values.get("gap", default.gap),
             values.get("by", default.by),
             values.get("scope", default.scope),
+            tuple(tuple(h) for h in values.get("holdout") or ()),  # type: ignore[misc]
         )
 
     def to_dict(self, window: WindowConfig) -> dict[str, Any]:
@@ -137,4 +164,5 @@ class SplitConfig:
             "gap": self.gap_for(window),
             "by": self.by,
             "scope": self.scope,
+            "holdout": [list(h) for h in self.holdout],
         }

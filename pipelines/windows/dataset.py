@@ -21,7 +21,7 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from pipelines.augment import augment as augment_arrays
-from pipelines.bases import CHANNEL, BaseCache, base_available, base_nowcast
+from pipelines.bases import ARCHIVE_BASES, CHANNEL, BaseCache, base_available, base_nowcast
 from pipelines.prepare import SpatialConfig
 from pipelines.windows.config import DEFAULT_CACHE_BYTES, WindowConfig
 from pipelines.windows.scan import open_store, read_prepared, time_chunk
@@ -155,7 +155,7 @@ class ZarrWindows(Dataset):
 
         def compute() -> np.ndarray:
             times = self._store(store)["time"].values[start : start + T_in]
-            archive = self.archive(store) if self.base == "climatology" else None
+            archive = self.archive(store) if self.base in ARCHIVE_BASES else None
             return base_nowcast(
                 self.base,  # type: ignore[arg-type]
                 frames[:T_in],

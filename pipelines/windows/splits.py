@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from pipelines.windows.config import SPLITS, TRAIN, UNUSED, SplitConfig, WindowConfig
+from pipelines.windows.config import SPLITS, TEST, TRAIN, UNUSED, SplitConfig, WindowConfig
 
 if TYPE_CHECKING:  # type only: scan.py reads stores, this module never does
     from pipelines.windows.scan import StoreIndex
@@ -260,7 +260,17 @@ def build_splits(
     WindowSplits
     """
     gap = split.gap_for(window)
-    if split.scope == "all":
+    if split.holdout:
+        labels = holdout_labels(
+            [index.times for index in indexes],
+            [index.valid for index in indexes],
+            _one_step(indexes),
+            split.holdout,
+            split.fractions[:2],
+            gap,
+            window.length,
+        )
+    elif split.scope == "all":
         labels = _assign_on_one_timeline(indexes, split, gap, window.length)
     else:
         labels = [
@@ -285,6 +295,92 @@ def build_splits(
                 spans[name] += [index.times[starts[0]], index.times[starts[-1] + window.length - 1]]
     periods = {name: [_iso(min(v)), _iso(max(v))] if v else None for name, v in spans.items()}
     return WindowSplits(window, windows, list(indexes), labels, periods)
+
+
+def _one_step(indexes: Sequence[StoreIndex]) -> pd.Timedelta:
+    steps_of = {index.step for index in indexes}
+    if len(steps_of) != 1:
+        raise ValueError(f"one time line needs stores with one time step, got {sorted(steps_of)}")
+    return next(iter(steps_of))
+
+
+def holdout_labels(
+    times: Sequence[np.ndarray],
+    valid: Sequence[np.ndarray],
+    step: pd.Timedelta,
+    holdout: Sequence[tuple[int, str, str]],
+    fractions: Sequence[float],
+    gap: int,
+    min_frames: int,
+) -> list[np.ndarray]:
+    """Labels of every store with held-out test periods and train / val cut from the rest.
+
+    Parameters
+    ----------
+    times, valid : sequence of np.ndarray, shape (T_s,)
+        Frame times (datetime64) and validity of each store.
+    step : pd.Timedelta
+        The stores' common time step.
+    holdout : sequence of (store position, first, last)
+        Held-out periods (inclusive ISO 8601 times): their valid frames are ``TEST``.
+    fractions : (train, val)
+        Shares of the remaining valid frames, cut chronologically on one time line (all stores
+        ordered by time, ties by store); val is the latest share.
+    gap : int
+        Time steps strictly between train and val, and between a held-out period and any
+        train / val frame of the same store.
+    min_frames : int
+        One window: train and val need at least this many frames each.
+
+    Returns
+    -------
+    list of np.ndarray of int8
+        ``TRAIN``, ``VAL``, ``TEST`` or ``UNUSED`` per frame of each store.
+    """
+    delta = pd.Timedelta(step).to_timedelta64()
+    labels = [np.full(len(t), UNUSED, dtype=np.int8) for t in times]
+    candidates = [np.asarray(v, dtype=bool).copy() for v in valid]
+    for store, first, last in holdout:
+        if store >= len(times):
+            raise ValueError(f"holdout store position {store} but only {len(times)} stores")
+        t0 = pd.Timestamp(first).tz_localize(None).to_datetime64()
+        t1 = pd.Timestamp(last).tz_localize(None).to_datetime64()
+        t = times[store]
+        inside = (t >= t0) & (t <= t1)
+        if not (inside & valid[store]).any():
+            raise ValueError(
+                f"holdout period {first} .. {last} has no valid frame in store {store}"
+            )
+        labels[store][inside & valid[store]] = TEST
+        near = (t > t0 - (gap + 1) * delta) & (t < t1 + (gap + 1) * delta)
+        candidates[store] &= ~near
+    origin = min(t[c][0] for t, c in zip(times, candidates, strict=True) if c.any())
+    store_ids = np.concatenate([np.full(int(c.sum()), s) for s, c in enumerate(candidates)])
+    frame_ids = np.concatenate([np.flatnonzero(c) for c in candidates])
+    positions = np.concatenate(
+        [
+            ((t[c] - origin) // delta).astype(np.int64)
+            for t, c in zip(times, candidates, strict=True)
+        ]
+    )
+    order = np.lexsort((store_ids, positions))  # time order; ties: store order
+    store_ids, frame_ids, positions = store_ids[order], frame_ids[order], positions[order]
+    # A segment continues only with the next frame of the same store, one step later.
+    breaks = np.ones(len(positions), dtype=bool)
+    breaks[1:] = (np.diff(positions) != 1) | (np.diff(store_ids) != 0)
+    merged = assign_splits(
+        np.ones(len(positions), dtype=bool),
+        (float(fractions[0]), float(fractions[1]), 0.0),
+        gap,
+        min_frames,
+        "time",
+        breaks,
+        positions,
+    )
+    for s, lab in enumerate(labels):
+        mine = store_ids == s
+        lab[frame_ids[mine]] = merged[mine]
+    return labels
 
 
 def _assign_on_one_timeline(

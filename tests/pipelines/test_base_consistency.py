@@ -1,14 +1,15 @@
 """The base nowcast is rebuilt identically at train, evaluate and forecast time.
 
-An untrained extrapolation-base SimVP returns its base exactly (zero correction), so its
-evaluation and forecast outputs *are* the base those code paths build; they must equal the base
-the training windows carry for the same window.
+An untrained base-correcting SimVP (extrapolation, anomaly persistence) returns its base
+exactly (zero correction), so its evaluation and forecast outputs *are* the base those code
+paths build; they must equal the base the training windows carry for the same window.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import xarray as xr
 
@@ -45,32 +46,42 @@ def _catalog():
     return parse_catalog({"version": 1, "sources": {"synthetic": entry}})
 
 
-def _moving_store(path):
-    """obs_store's layout with a cell moving 1 px per step to +x (and a NaN corner)."""
-    obs_store(path, n_times=40)
+def _moving_store(path, n_times: int = 40):
+    """obs_store's layout with a cell moving 0.5 px per step to +x, back every 48 steps (and a
+    NaN corner)."""
+    obs_store(path, n_times=n_times)
     ds = xr.open_zarr(path).load()
     yy, xx = np.mgrid[0:32, 0:32]
     frames = np.stack(
-        [8.0 * np.exp(-((yy - 16) ** 2 + (xx - 4 - 0.5 * t) ** 2) / 10.0) for t in range(40)]
+        [
+            8.0 * np.exp(-((yy - 16) ** 2 + (xx - 4 - 0.5 * (t % 48)) ** 2) / 10.0)
+            for t in range(n_times)
+        ]
     ).astype(np.float32)
     frames[:, :3, :3] = np.nan
     ds["precipitation_rate"].values[:] = frames
     ds.to_zarr(path, mode="w")
 
 
-def test_base_is_identical_in_training_evaluation_and_forecast(tmp_path) -> None:
+# anomaly persistence needs a day of archive (288 five-minute frames) before its windows
+@pytest.mark.parametrize(
+    ("base_name", "n_times"), [("extrapolation", 40), ("anomaly_persistence", 400)]
+)
+def test_base_is_identical_in_training_evaluation_and_forecast(
+    tmp_path, base_name, n_times
+) -> None:
     torch.manual_seed(0)
     store = tmp_path / "stores" / "synthetic.zarr"
-    _moving_store(store)
+    _moving_store(store, n_times)
     windows = source_windows(
         "synthetic", tmp_path, T_IN, T_OUT, _catalog(), crop="full", coarsen=1,
-        split=SplitConfig((0.6, 0.2, 0.2)), base="extrapolation",
+        split=SplitConfig((0.6, 0.2, 0.2)), base=base_name,
     )  # fmt: skip
     test = windows.test
     x, base, y = test[0]
     assert base.shape == (T_OUT, 1, 32, 32)
     config = get_preset("tiny").replace(
-        in_frames=T_IN, out_frames=T_OUT, height=32, width=32, base="extrapolation"
+        in_frames=T_IN, out_frames=T_OUT, height=32, width=32, base=base_name
     )
     ckpt = save_checkpoint(
         tmp_path / "models" / "synthetic" / "best.pt",
@@ -87,7 +98,12 @@ def test_base_is_identical_in_training_evaluation_and_forecast(tmp_path) -> None
     ref = test.windows[0]
     frames = prepare_frames(xr.open_zarr(store), method.preparation())
     evaluated = run_methods(
-        frames, np.array([ref.start]), T_IN, T_OUT, {"simvp": method.as_baseline()}
+        frames,
+        np.array([ref.start]),
+        T_IN,
+        T_OUT,
+        {"simvp": method.as_baseline()},
+        archive=frames.load() if method.needs_archive else None,  # as evaluate_source does
     ).forecasts["simvp"]
     np.testing.assert_allclose(np.asarray(evaluated)[0], trained_on, rtol=1e-6, atol=1e-6)
 
@@ -99,4 +115,4 @@ def test_base_is_identical_in_training_evaluation_and_forecast(tmp_path) -> None
     np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-6)
     # and the base moved the cell: it is not persistence
     assert not np.allclose(trained_on[-1], np.nan_to_num(frames.values[ref.start + T_IN - 1]))
-    assert load_checkpoint(ckpt).config.base == "extrapolation"
+    assert load_checkpoint(ckpt).config.base == base_name

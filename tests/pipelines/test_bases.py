@@ -39,7 +39,51 @@ def test_bases_are_the_evaluated_baselines() -> None:
     np.testing.assert_array_equal(
         base_nowcast("persistence", frames, times, 2), np.repeat(frames[-1:], 2, 0)
     )
-    assert set(BASES.names()) == {"persistence", "extrapolation", "climatology"}
+    assert set(BASES.names()) == {
+        "persistence",
+        "extrapolation",
+        "climatology",
+        "anomaly_persistence",
+    }
+
+
+def _two_day_archive() -> xr.DataArray:
+    """Hourly 2 x 3 px field: 280 K + hour of day, +1 K anomaly on day one and -1 K on day two."""
+    times = pd.date_range("2020-01-01", periods=48, freq="1h")
+    hours = np.arange(48)
+    values = 280.0 + hours % 24 + np.where(hours < 24, 1.0, -1.0)
+    return xr.DataArray(
+        values[:, None, None, None] * np.ones((1, 1, 2, 3)),
+        dims=("time", "channel", "y", "x"),
+        coords={"time": times},
+    )
+
+
+def test_anomaly_persistence_by_hand() -> None:
+    archive = _two_day_archive()
+    history = archive.isel(time=slice(44, 48))  # init = hour 47 (23:00 of day two)
+    fc = BASELINES.get("anomaly_persistence")(history, 2, archive=archive)
+    # climatology = 280 + hour (days one and two average out); anomalies +1 then -1. Lag-1 pairs:
+    # 46 within a day (product +1) and one across (-1): a_1 = 45/47; lag 2: a_2 = (44-2)/46.
+    # Valid hours 0 and 1 of day three; the anomaly now is -1.
+    expected = [280.0 + 0 - 45 / 47, 280.0 + 1 - 42 / 46]
+    np.testing.assert_allclose(fc.values[:, 0], np.multiply.outer(expected, np.ones((2, 3))))
+    assert fc.dims == ("lead_time", "channel", "y", "x")
+    # one day of archive: no anomaly variance, the anomaly now is 0 -> the climatology itself
+    day = archive.isel(time=slice(0, 24))
+    one_day = BASELINES.get("anomaly_persistence")(day.isel(time=slice(20, 24)), 3, archive=day)
+    clim = BASELINES.get("climatology")(day.isel(time=slice(20, 24)), 3, archive=day)
+    np.testing.assert_array_equal(one_day.values, clim.values)
+    # the base is the scored baseline, and it needs the archive's day
+    base = base_nowcast(
+        "anomaly_persistence", history.values, history["time"].values, 2, archive=archive
+    )
+    np.testing.assert_array_equal(base, fc.values.astype(np.float32))
+    assert not base_available(
+        "anomaly_persistence", archive["time"].values[22], archive["time"].values[0], STEP * 12
+    )
+    with pytest.raises(ValueError, match="needs archive"):
+        BASELINES.get("anomaly_persistence")(history, 2)
 
 
 def test_climatology_base_needs_a_day_of_archive() -> None:

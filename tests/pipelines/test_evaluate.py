@@ -103,6 +103,7 @@ def test_every_method_goes_through_one_code_path_and_the_report_is_written(tmp_p
     names = sorted(p.rsplit("/", 1)[-1] for p in files)
     assert names == [
         "examples.png",
+        "index.html",
         "score_csi.png",
         "score_mse.png",
         "score_psnr.png",
@@ -140,6 +141,9 @@ def test_climate_plan_scores_weighted_rmse_and_acc_and_climatology_wins_late() -
     late = scores[(scores.score == "mse") & (scores.lead_time_minutes == 360.0)]
     by_method = dict(zip(late["method"], late["value"], strict=True))
     assert by_method["climatology"] < by_method["persistence"]
+    # white-noise anomalies: the fitted damping is near 0, anomaly persistence ~ climatology
+    assert by_method["anomaly_persistence"] < by_method["persistence"]
+    assert by_method["anomaly_persistence"] < 1.1 * by_method["climatology"]
 
 
 def _tiny_setup(tmp_path, units: str = "mm/h") -> tuple[str, str]:
@@ -195,6 +199,7 @@ def _tiny_setup(tmp_path, units: str = "mm/h") -> tuple[str, str]:
     return str(data_dir), path
 
 
+@pytest.mark.timeout(300)  # two evaluations of 4 methods with intervals and spectra
 def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -> None:
     data_dir, checkpoint = _tiny_setup(tmp_path)
     report = evaluate_source("knmi-radar", data_dir=data_dir)  # newest checkpoint by default
@@ -202,14 +207,20 @@ def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -
     # 79 valid frames (frame 20 missing), gaps of 7: train = 47 valid frames (0..47), val 55..63,
     # test = the valid frames after 63 + 7 = 71..79 -> windows of 7 starting at 71, 72, 73.
     assert report.n_windows == 3
-    assert "3 test windows (of 3)" in (tmp_path / "data/reports/knmi-radar/scores.md").read_text()
+    assert (
+        "3 windows (of 3), test split"
+        in (tmp_path / "data/reports/knmi-radar/scores.md").read_text()
+    )
     scores = pd.read_csv(tmp_path / "data" / "reports" / "knmi-radar" / "scores.csv")
-    assert set(scores["method"]) == {"simvp", "persistence", "optical_flow"}
+    assert set(scores["method"]) == {"simvp", "persistence", "optical_flow", "sprog"}
+    assert scores[scores.score == "mse"]["lower"].notna().all()  # bootstrap over window blocks
+    wavelengths = np.sort(scores[scores.score == "rapsd_ratio"]["scale"].unique())
+    np.testing.assert_allclose(wavelengths, np.sort(16 / np.arange(1, 8)), rtol=1e-5)
     assert sorted(scores["lead_time_minutes"].unique()) == [5.0, 10.0, 15.0]
     csi = scores[(scores.score == "csi") & (scores.threshold == 1.0)]
-    assert len(csi) == 3 * 3
+    assert len(csi) == 4 * 3
     fss = scores[scores.score == "fss"]
-    assert set(fss["scale"]) == {1.0, 5.0, 11.0, 21.0} and len(fss) == 3 * 2 * 4 * 3
+    assert set(fss["scale"]) == {1.0, 5.0, 11.0, 21.0} and len(fss) == 4 * 2 * 4 * 3
     assert np.isfinite(scores[scores.score == "mse"]["value"]).all()
     assert report.value("persistence", "csi", 5.0, threshold=1.0) == pytest.approx(
         csi[(csi.method == "persistence") & (csi.lead_time_minutes == 5.0)]["value"].item()
@@ -220,17 +231,97 @@ def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -
         ["evaluate", "--source", "knmi-radar", "--data-dir", data_dir, "--max-samples", "2"]
     )
     out = capsys.readouterr().out
-    assert code == 0 and "2 test windows" in out and "persistence" in out
+    assert code == 0 and "2 windows" in out and "persistence" in out
 
 
 def test_evaluate_source_errors_name_the_problem(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no best.pt under"):
         evaluate_source("knmi-radar", data_dir=tmp_path)
     data_dir, checkpoint = _tiny_setup(tmp_path)
-    with pytest.raises(ValueError, match="trained on 'knmi-radar'"):
+    # Another source is scored zero-shot: on its own store, which must exist.
+    with pytest.raises(FileNotFoundError, match="ingest it first: nowcast ingest mch-radar"):
         evaluate_source("mch-radar", data_dir=data_dir, checkpoint=checkpoint)
     with pytest.raises(ValueError, match="unknown baseline"):
         evaluate_source("knmi-radar", data_dir=data_dir, baselines=["oracle"])
     data_dir, _ = _tiny_setup(tmp_path / "dbz", units="dBZ")
     with pytest.raises(ValueError, match="thresholds are in 'mm/h'"):
         evaluate_source("knmi-radar", data_dir=data_dir)
+
+
+def _store_like(path, frames: xr.DataArray, source: str, pad: int = 0) -> None:
+    """An observation store of ``frames`` (time, y, x) for ``source``, padded by ``pad`` px."""
+    data = np.pad(frames.values, ((0, 0), (pad, pad), (pad, pad)))
+    ny, nx = data.shape[1:]
+    xr.Dataset(
+        {
+            "precipitation_rate": (("time", "y", "x"), data, {"units": "mm/h"}),
+            "frame_present": (("time",), np.ones(len(data), bool)),
+        },
+        coords={
+            "time": frames["time"].values,
+            "y": np.arange(ny) * -1000.0,
+            "x": np.arange(nx) * 1000.0,
+        },
+        attrs={"time_step": "5min", "source_name": source},
+    ).to_zarr(path, mode="w")
+
+
+@pytest.mark.timeout(300)  # five evaluations
+def test_zero_shot_period_and_multi_source_members(tmp_path, capsys) -> None:
+    from simvp_model.checkpoint import load_checkpoint, save_checkpoint
+
+    data_dir, checkpoint = _tiny_setup(tmp_path)
+    frames = _blob_frames(30).isel(channel=0, drop=True)
+    # Zero-shot: a 20 x 24 px rmi-radar store scored with the knmi-radar checkpoint (16 x 16):
+    # every window of 7 frames of the 30 (24), on the centred 16 x 16 crop.
+    _store_like(tmp_path / "data/stores/rmi-radar.zarr", frames.isel(x=slice(0, 12)), "rmi-radar")
+    with pytest.raises(ValueError, match="store grid is 16 x 12"):
+        evaluate_source("rmi-radar", data_dir=data_dir, checkpoint=checkpoint)
+    _store_like(tmp_path / "data/stores/rmi-radar.zarr", frames, "rmi-radar", pad=2)
+    report = evaluate_source("rmi-radar", data_dir=data_dir, checkpoint=checkpoint)
+    assert report.n_windows == 24 and report.directory.endswith("zero-shot-knmi-radar")
+    md = (tmp_path / "data/reports/rmi-radar/zero-shot-knmi-radar/scores.md").read_text()
+    assert "zero-shot: the checkpoint was trained on knmi-radar, not on rmi-radar" in md
+    assert "crop [2, 18, 2, 18]" in md
+    # A period of the checkpoint's own source: scored; unknown training periods are said so.
+    report = evaluate_source(
+        "knmi-radar",
+        data_dir=data_dir,
+        checkpoint=checkpoint,
+        start="2024-06-01T10:00",
+        end="2024-06-01T10:50",
+    )
+    assert report.n_windows == 5  # frames 0..10, windows of 7
+    md = (tmp_path / "data/reports/knmi-radar/scores.md").read_text()
+    assert "records no train/val period: these windows may include frames" in md
+    # A multi-source checkpoint evaluates on each member's own test windows.
+    loaded = load_checkpoint(checkpoint)
+    _store_like(
+        tmp_path / "data/stores/rmi-radar.zarr",
+        _blob_frames(80).isel(channel=0, drop=True),
+        "rmi-radar",
+        pad=2,
+    )
+    meta = {
+        **loaded.metadata,
+        "source": "knmi-radar+rmi-radar",
+        "sources": ["knmi-radar", "rmi-radar"],
+        "crops": {"knmi-radar": None, "rmi-radar": [2, 18, 2, 18]},
+        "stores": [
+            str(tmp_path / "data/stores/knmi-radar.zarr"),
+            str(tmp_path / "data/stores/rmi-radar.zarr"),
+        ],
+    }
+    multi = save_checkpoint(
+        tmp_path / "data/models/knmi-radar+rmi-radar/best.pt",
+        loaded.model,
+        loaded.config,
+        loaded.normalisation,
+        {},
+        meta,
+    )
+    code = main(["evaluate", "--source", "knmi-radar+rmi-radar", "--data-dir", data_dir])
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("report:") == 2
+    assert "knmi-radar: 3 windows" in out and "rmi-radar: 3 windows" in out
+    assert str(multi).endswith("best.pt")

@@ -41,7 +41,7 @@ def test_hardware_defaults_cover_every_kind():
     assert bases == {
         "radar": "extrapolation",
         "crowd-flow": "persistence",
-        "climate": "climatology",
+        "climate": "anomaly_persistence",
     }
     assert radar.pick(False).loss == radar.pick(True).loss == "mse_physical"
 
