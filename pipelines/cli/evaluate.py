@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         return run_cv(args, catalog)
     members = source_names(args.source)
     # One checkpoint for every member: a multi-source model's default is DIR/models/a+b/best.pt.
-    method = SimVPMethod.resolve("+".join(members), args.checkpoint, args.data_dir)
+    method = SimVPMethod.resolve(
+        "+".join(members), args.checkpoint, args.data_dir, fallback=False
+    )  # evaluation needs a checkpoint; the pretrained model is scored with --baselines pretrained
     for member in members:
         report = evaluate_source(
             member,
