@@ -42,14 +42,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyproj
 import xarray as xr
 
 from data_catalog.catalog import Catalog, load_catalog
 from data_catalog.paths import DataDir
-from data_catalog.vocabulary import CHANNEL, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
+from data_catalog.vocabulary import CHANNEL, CRS, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
 from pipelines.baselines import BASELINES, BaselineFn, time_step
 from pipelines.evaluation_windows import evaluation_target, split_test_windows
 from pipelines.prepare import prepare_frames
+from pipelines.resample import RegularGrid
 from pipelines.simvp_method import SimVPMethod
 from pipelines.verification import get_score
 from pipelines.verification.bootstrap import BootstrapConfig, contiguous_blocks
@@ -62,6 +64,8 @@ logger = logging.getLogger(__name__)
 
 SIMVP = "simvp"
 """Method name of the SimVP checkpoint in reports."""
+PRETRAINED = "pretrained"
+"""Method name of the shipped pretrained model, zero-shot (``baselines=[..., "pretrained"]``)."""
 SCORE_DIMS: tuple[str, ...] = (INIT_TIME, Y, X)
 """Scores pool over test windows and space; they stay per lead time and per variable."""
 SCORE_COLUMNS: tuple[str, ...] = (
@@ -393,8 +397,12 @@ def evaluate_source(
     spec = (catalog or load_catalog()).get(source)
     plan = PLANS.get(spec.kind)
     names = tuple(baselines) if baselines is not None else plan.baselines
+    # "pretrained": the shipped pretrained model zero-shot on the same prepared frames (to
+    # compare a fine-tuned or trained checkpoint with it); not a baseline of the registry.
+    zero_shot = PRETRAINED in names
+    names = tuple(n for n in names if n != PRETRAINED)
     root = DataDir.resolve(data_dir)
-    method = SimVPMethod.resolve(source, checkpoint, root.root)
+    method = SimVPMethod.resolve(source, checkpoint, root.root, fallback=False)
     target = evaluation_target(method, source, root, catalog, start, end)
     in_frames, out_frames = method.frames()
     chosen = subsample(target.starts, max_samples)
@@ -419,6 +427,9 @@ def evaluate_source(
         )
     needs_archive = bool(ARCHIVE_BASELINES & set(names)) or method.needs_archive
     archive = frames.load() if needs_archive else None
+    if zero_shot:
+        grid = RegularGrid.from_store(frames, pyproj.CRS.from_cf(dict(store[CRS].attrs)))
+        methods[PRETRAINED] = SimVPMethod.pretrained(source, store, grid=grid).as_baseline()
     result = run_methods(frames, chosen, in_frames, out_frames, methods, archive)
     result.observation.attrs["units"] = units
     scores = score_forecasts(result, plan.scores, plan.image_scores)

@@ -21,12 +21,21 @@ for both:
   inputs. The input times are needed (and, for ``climatology``, the archive of past frames).
 - **Provenance**: the checkpoint file's SHA-256 (:func:`file_sha256`) and the package version,
   architecture and base (:func:`model_version`).
+- **Pretrained fallback** (:meth:`SimVPMethod.pretrained`): when ``DIR/models/<source>/`` holds no
+  ``best.pt``, :meth:`SimVPMethod.resolve` logs a warning and uses the shipped pretrained model
+  (:mod:`pipelines.pretrained`) zero-shot: the source's native frames are resampled
+  conservatively to the model's resolution (:mod:`pipelines.resample`) before the network (and
+  its base nowcast) and the forecast back to the source's grid after it; the provenance says
+  ``model: pretrained radar v1 (sha256 …)``. Its units must be the card's (mm/h for radar: a
+  reflectivity source is converted by its catalog entry's Z–R relation at ingest); its time
+  step is checked by the caller (:func:`pipelines.forecast.run.run_forecast`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyproj
 import xarray as xr
 
 from data_catalog.paths import DataDir
@@ -41,6 +51,8 @@ from data_catalog.vocabulary import CHANNEL, X, Y
 from pipelines.baselines import BaselineFn, as_forecast, time_step
 from pipelines.bases import ARCHIVE_BASES, base_nowcast
 from pipelines.prepare import Preparation, nan_fill_values
+from pipelines.pretrained import Pretrained, load_pretrained
+from pipelines.resample import GridResampler, RegularGrid
 from simvp_model.checkpoint import LoadedModel, load_checkpoint
 from simvp_model.normalisation import Normalisation
 from simvp_model.predict import predict
@@ -56,7 +68,11 @@ __all__ = [
     "physical_fill",
 ]
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_CHECKPOINT_NAME = "best.pt"
+#: The shipped model a source without a trained checkpoint falls back to.
+FALLBACK_PRETRAINED = "radar"
 
 #: ``(loaded, frames (1, T_in, C, H, W), horizon[, base=(1, horizon, C, H, W)])`` ->
 #: ``(1, horizon, C, H, W)``, physical units (``base`` is passed for corrected models only).
@@ -137,12 +153,24 @@ class SimVPMethod:
     predictor : callable
         :data:`Predictor`; default :func:`simvp_model.predict.predict` (another one, e.g. a
         hand-computable stand-in, makes forecasts checkable without a network).
+    grid : GridResampler, optional
+        Source grid ↔ model grid remap applied around the network (pretrained models); None =
+        the model runs on the prepared frames as they are.
+    prepared : Preparation, optional
+        How to prepare the source's frames, when not the checkpoint metadata's (pretrained
+        models: the source's own variable on its native grid).
+    label : str
+        Provenance label of a pretrained model (``"pretrained radar v1 (sha256 …)"``); ``""``
+        for a checkpoint trained on the source.
     """
 
     loaded: Any
     name: str = "<in-memory model>"
     sha256: str = ""
     predictor: Predictor = field(default=_predict, repr=False)
+    grid: GridResampler | None = field(default=None, repr=False)
+    prepared: Preparation | None = None
+    label: str = ""
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str]) -> SimVPMethod:
@@ -167,15 +195,123 @@ class SimVPMethod:
         source: str,
         checkpoint: str | os.PathLike[str] | LoadedModel | SimVPMethod | None = None,
         data_dir: str | os.PathLike[str] | None = None,
+        fallback: bool = True,
     ) -> SimVPMethod:
-        """A method from a path, a loaded model, a method, or None (:func:`default_checkpoint`)."""
+        """A method from a path, a loaded model, a method, or None (:func:`default_checkpoint`).
+
+        With ``checkpoint=None`` and no trained model for ``source``, ``fallback=True`` uses the
+        shipped pretrained model zero-shot (:meth:`pretrained`, logged); ``fallback=False``
+        raises the ``FileNotFoundError`` (evaluation needs a checkpoint's test split).
+        """
         if isinstance(checkpoint, SimVPMethod):
             return checkpoint
         if checkpoint is None:
-            return cls.from_checkpoint(default_checkpoint(source, data_dir))
+            try:
+                found = default_checkpoint(source, data_dir)
+            except FileNotFoundError as missing:
+                if not fallback:
+                    raise
+                try:
+                    method = cls.pretrained(source, data_dir=data_dir)
+                except (FileNotFoundError, ValueError) as unusable:
+                    raise FileNotFoundError(
+                        f"{missing}; the pretrained fallback is not usable either: {unusable}"
+                    ) from unusable
+                logger.warning(
+                    "no trained model for %r (%s): forecasting zero-shot with %s, inputs "
+                    "resampled to %g km",
+                    source,
+                    missing,
+                    method.label,
+                    method.grid.target.resolution_m / 1000 if method.grid else float("nan"),
+                )
+                return method
+            return cls.from_checkpoint(found)
         if isinstance(checkpoint, str | os.PathLike):
             return cls.from_checkpoint(checkpoint)
         return cls.from_loaded(checkpoint)
+
+    @classmethod
+    def pretrained(
+        cls,
+        source: str,
+        store: xr.Dataset | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        name: str = FALLBACK_PRETRAINED,
+        model: Pretrained | None = None,
+        crs: pyproj.CRS | None = None,
+        grid: RegularGrid | None = None,
+    ) -> SimVPMethod:
+        """The shipped pretrained model, adapted to ``source``'s grid (zero-shot).
+
+        Parameters
+        ----------
+        source : str
+            Catalog source name (recorded in the preparation).
+        store : xarray.Dataset, optional
+            Observation store or prepared frames (``y``/``x`` coordinates, and a ``crs``
+            variable unless ``crs`` is given); default ``DIR/stores/<source>.zarr``.
+        data_dir : path, optional
+            Data directory for the default store.
+        name : str
+            Pretrained model (:func:`pipelines.pretrained.load_pretrained`).
+        model : Pretrained, optional
+            Already loaded model (tests, repeated use).
+        crs : pyproj.CRS, optional
+            The grid's CRS when ``store`` has no ``crs`` variable.
+        grid : RegularGrid, optional
+            The grid the frames come on, when not the store's (e.g. frames prepared with a
+            coarsening, as evaluation scores them).
+
+        Raises
+        ------
+        FileNotFoundError
+            No observation store, or no such pretrained model.
+        ValueError
+            The store has no variable in the model's units (e.g. reflectivity not converted to
+            mm/h), several, or a grid that cannot be resampled (geographic, irregular).
+        """
+        if store is None:
+            path = DataDir.resolve(data_dir).store(source)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"no observation store {path}: run nowcast ingest first")
+            store = xr.open_zarr(path, chunks=None)
+        model = load_pretrained(name) if model is None else model
+        card, loaded = model.card, model.loaded
+        names = [str(v) for v in store.data_vars if v not in ("crs", "frame_present")]
+        names = [v for v in names if store[v].ndim >= 2 and {Y, X} <= set(store[v].dims)]
+        units = {v: str(store[v].attrs.get("units", "")) for v in names}
+        matching = [v for v in names if units[v] == card.units]
+        channels = int(loaded.config.channels)
+        if len(matching) != channels:
+            raise ValueError(
+                f"the pretrained {card.name!r} model needs {channels} variable(s) in "
+                f"{card.units!r}; source {source!r} has {units or 'none'} (a reflectivity radar "
+                "must be converted to rain rate by its catalog entry's Z-R relation, "
+                "reader_options zr_a/zr_b)"
+            )
+        resampler = GridResampler.for_source(
+            grid if grid is not None else RegularGrid.from_store(store, crs),
+            card.resolution_m,
+            multiple=2 ** int(loaded.config.downsampling_layers),
+        )
+        in_frames = int(loaded.config.in_frames)
+        out_frames = int(loaded.config.out_frames)
+        prepared = Preparation(
+            variables=tuple(matching),
+            in_frames=in_frames,
+            out_frames=out_frames,
+            time_step=card.time_step,
+            sources=(source,),
+        )
+        return cls(
+            loaded,
+            str(model.path),
+            card.sha256,
+            grid=resampler,
+            prepared=prepared,
+            label=card.label,
+        )
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -198,14 +334,23 @@ class SimVPMethod:
 
     def preparation(self) -> Preparation:
         """The typed :class:`~pipelines.prepare.Preparation` of the checkpoint's data."""
+        if self.prepared is not None:
+            return self.prepared
         in_frames, out_frames = self.frames()
         return Preparation.from_dict(
             {**self.metadata, "in_frames": in_frames, "out_frames": out_frames}
         )
 
     def version(self) -> str:
-        """:func:`model_version` of the model."""
-        return model_version(self.loaded)
+        """:func:`model_version` of the model (and, for a pretrained one, its label and grid)."""
+        if not self.label:
+            return model_version(self.loaded)
+        detail = ""
+        if self.grid is not None:
+            source_km = self.grid.source.resolution_m / 1000
+            model_km = self.grid.target.resolution_m / 1000
+            detail = f", zero-shot: inputs resampled {source_km:g} km -> {model_km:g} km and back"
+        return f"model: {self.label}{detail}; {model_version(self.loaded)}"
 
     @property
     def base_name(self) -> str:
@@ -260,6 +405,8 @@ class SimVPMethod:
         np.ndarray, shape (L, C, H, W), float32, physical units
         """
         values = np.asarray(frames, dtype=np.float32)  # (T_in, C, H, W)
+        if self.grid is not None:
+            values = self.grid.to_model(values)  # (T_in, C, H_m, W_m), NaN outside the domain
         base = self.base(values, times, horizon, archive)  # from the raw frames, NaN kept
         fill = physical_fill(self.normalisation)  # (C,)
         bad = ~np.isfinite(values)
@@ -273,6 +420,8 @@ class SimVPMethod:
         expected = (1, int(horizon), *values.shape[1:])
         if out.shape != expected:
             raise ValueError(f"model returned shape {out.shape}, expected {expected}")
+        if self.grid is not None:
+            return self.grid.to_source(out[0])  # (L, C, H, W) on the source grid
         return out[0].astype(np.float32, copy=False)  # (L, C, H, W)
 
     def as_baseline(self) -> BaselineFn:

@@ -31,6 +31,7 @@ import torch
 
 from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir
+from pipelines.finetune import fine_tune_plan, initial_model
 from pipelines.windows import (
     KIND_DEFAULTS,
     SplitConfig,
@@ -268,6 +269,7 @@ def train_source(
     split: SplitConfig | None = None,
     resume: bool = False,
     cuda: bool | None = None,
+    init_from: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> FitResult:
     """Train SimVP on the store of a catalog source and export the best checkpoint.
@@ -297,6 +299,10 @@ def train_source(
     cuda : bool, optional
         Pretend a GPU is (not) present when choosing the defaults; default: detect (a GPU
         counts unless ``accelerator="cpu"``).
+    init_from : str or path, optional
+        Fine-tune: start from ``"pretrained"`` (the shipped model) or a checkpoint path; its
+        architecture, frame counts, normalisation, time step and resolution are kept
+        (:mod:`pipelines.finetune`, clear errors for options that differ).
     **overrides
         ``SimVPConfig`` fields (``spatial_hidden``...), ``TrainConfig`` fields (``lr``,
         ``batch_size``, ``max_minutes``, ``limit_train_batches``...) and window options
@@ -323,11 +329,26 @@ def train_source(
     choice = HARDWARE_DEFAULTS.get(spec.kind).pick(cuda)
     preset_name = preset or choice.preset
     base = get_preset(preset_name)
+    given_model = dict(model_over)  # the caller's own model options (checked by fine-tuning)
     if preset is None:
         model_over = {**choice.model, **model_over}
+    plan = None
+    if init_from is not None:
+        if len(names) != 1:
+            raise ValueError(f"--init-from fine-tunes one source, got {names}")
+        plan = fine_tune_plan(
+            initial_model(init_from),
+            spec,
+            DataDir.resolve(data_dir).store(names[0]),
+            given_model,
+            window_over,
+            preset,
+        )
+        base, model_over, window_over = plan.model_config, {}, plan.windows
     window_over.setdefault("coarsen", choice.coarsen)
     window_over.setdefault("augment", choice.augment)
-    model_over.setdefault("base", choice.base)
+    if plan is None:  # a fine-tuned model keeps its initial model's base
+        model_over.setdefault("base", choice.base)
     train_over.setdefault("loss", choice.loss)
     if choice.tile is not None and "tile" not in window_over:
         window_over["tile"] = _fitting_tile(choice.tile, names, data_dir, catalog, window_over)
@@ -387,6 +408,7 @@ def train_source(
         "preset": preset_name,
         "hardware": "cuda" if cuda else "cpu",
         "model_overrides": {k: v for k, v in model_over.items()},
+        **(plan.metadata if plan is not None else {}),
         # the recipe in one place (issue 10): base nowcast, loss, resolution and crops
         "recipe": {
             "base": model_config.base,
@@ -415,6 +437,7 @@ def train_source(
         os.fspath(target),
         metadata=metadata,
         resume=resume,
+        init_state=None if plan is None else plan.init_state,
     )
     log.info(
         "%s test mse %.4g (persistence %.4g), mae %.4g (persistence %.4g)",

@@ -42,7 +42,12 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
-from simvp_model.checkpoint import check_plain, check_resumable, save_checkpoint
+from simvp_model.checkpoint import (
+    check_plain,
+    check_resumable,
+    save_checkpoint,
+    state_dict_mismatch,
+)
 from simvp_model.config import SimVPConfig
 from simvp_model.corrected import CorrectedSimVP, build_model, run_model
 from simvp_model.losses import LossSpec, training_loss
@@ -298,6 +303,7 @@ def fit(
     *,
     metadata: Mapping[str, Any] | None = None,
     resume: bool = False,
+    init_state: Mapping[str, torch.Tensor] | None = None,
 ) -> FitResult:
     """Train, select on validation, score the test split once, export ``out_dir/best.pt``.
 
@@ -315,6 +321,9 @@ def fit(
         Plain provenance stored in the bundle (on top of ``splits.description``).
     resume : bool
         Continue from ``out_dir/lightning/last.ckpt`` (must exist).
+    init_state : mapping of str to Tensor, optional
+        Initial weights (fine-tuning from a pretrained model); must match ``model_config``'s
+        network exactly (the network is fully convolutional, so the grid size may differ).
 
     Returns
     -------
@@ -346,6 +355,11 @@ def fit(
     if n_train < tc.batch_size:
         raise ValueError(f"train split has {n_train} samples, fewer than {tc.batch_size=}")
     module = SimVPModule(model_config, tc, splits.normalisation, runtime["channels_last"])
+    if init_state is not None:
+        problems = state_dict_mismatch(module.model.state_dict(), dict(init_state))
+        if problems:
+            raise ValueError(f"initial weights do not fit the model: {'; '.join(problems)}")
+        module.model.load_state_dict(dict(init_state))
     eval_batch = tc.val_batch_size or tc.batch_size
     train_loader = _loader(splits.train, tc.batch_size, True, tc, on_cuda)
     val_loader = _loader(splits.val, eval_batch, False, tc, on_cuda)

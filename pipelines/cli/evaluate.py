@@ -52,7 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="NAME",
-        help="baselines to run instead of the source kind's default set",
+        help=(
+            "baselines to run instead of the source kind's default set; 'pretrained' adds the "
+            "shipped pretrained model, zero-shot"
+        ),
     )
     cv = parser.add_argument_group("cross-validation (--cv event)")
     cv.add_argument(
@@ -81,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         return run_cv(args, catalog)
     members = source_names(args.source)
     # One checkpoint for every member: a multi-source model's default is DIR/models/a+b/best.pt.
-    method = SimVPMethod.resolve("+".join(members), args.checkpoint, args.data_dir)
+    method = SimVPMethod.resolve(
+        "+".join(members), args.checkpoint, args.data_dir, fallback=False
+    )  # evaluation needs a checkpoint; the pretrained model is scored with --baselines pretrained
     for member in members:
         report = evaluate_source(
             member,

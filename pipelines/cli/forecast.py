@@ -6,6 +6,7 @@ Examples::
     nowcast forecast --source mch-radar --init-time 2016-10-05T12:00 --leads 24
     nowcast forecast --source knmi-radar --checkpoint runs/knmi/best.pt --no-render
     nowcast forecast --source mch-radar --fallback latest-complete  # older inputs if frames miss
+    nowcast forecast --source new-radar  # no trained model: the shipped pretrained one, zero-shot
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def _run(args: argparse.Namespace) -> int:
         lead_times=args.leads,
         fallback=args.fallback,
         max_age=args.max_age,
+        time_step_policy=args.time_step_policy,
     )
     if not args.no_render:
         result = render_forecast(result, args.data_dir)
@@ -75,7 +77,10 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help="checkpoint file (default: newest best.pt under DIR/models/SOURCE/)",
+        help=(
+            "checkpoint file (default: newest best.pt under DIR/models/SOURCE/, else the "
+            "shipped pretrained radar model, zero-shot)"
+        ),
     )
     parser.add_argument(
         "--leads",
@@ -95,6 +100,12 @@ def add_forecast(subparsers: argparse._SubParsersAction) -> None:
         type=duration,
         default=None,
         help="refuse inputs older than this before now, e.g. 30min (default: no limit)",
+    )
+    parser.add_argument(
+        "--time-step-policy",
+        choices=("error", "nearest"),
+        default="error",
+        help="store step != model step: fail (default) or use every k-th frame (nearest)",
     )
     parser.add_argument("--no-render", action="store_true", help="skip the maps and animation")
     parser.add_argument(

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.source == "moving-mnist":
         if args.catalog is not None:
             raise ValueError("--catalog does not apply to --source moving-mnist (no store)")
+        if args.init_from is not None:
+            raise ValueError("--init-from applies to catalog sources, not moving-mnist")
         from pipelines.training import DEFAULT_PRESET, train_moving_mnist
 
         result = train_moving_mnist(
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             catalog=args.catalog,
             resume=args.resume,
+            init_from=args.init_from,
             **options,
             **{k: v for k, v in windows.items() if v is not None},
         )
@@ -155,6 +158,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--in-frames", type=int, default=None, help="T_in (default: preset's)")
     parser.add_argument("--out-frames", type=int, default=None, help="T_out (default: preset's)")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="pretrained|PATH",
+        help=(
+            "fine-tune: start from the shipped pretrained model or a checkpoint (its "
+            "architecture, frames, normalisation, time step and resolution are kept)"
+        ),
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue from DIR/models/SOURCE/lightning/last.ckpt"
     )

@@ -35,7 +35,7 @@ import pyproj
 import xarray as xr
 
 from data_catalog.paths import DataDir
-from data_catalog.vocabulary import CHANNEL, CRS, X, Y, duration_text
+from data_catalog.vocabulary import CHANNEL, CRS, X, Y
 from pipelines.forecast.inputs import (
     FALLBACKS,
     Fallback,
@@ -46,6 +46,7 @@ from pipelines.forecast.inputs import (
     select_inputs,
 )
 from pipelines.forecast.store import ForecastGrid, Provenance, build_forecast, write_forecast
+from pipelines.forecast.time_step import TimeStepPolicy, match_time_step
 from pipelines.prepare import Preparation, prepare_frames, store_time_step
 from pipelines.simvp_method import SimVPMethod
 from simvp_model.checkpoint import LoadedModel
@@ -179,6 +180,7 @@ def run_forecast(
     fallback: Fallback = "none",
     max_age: str | pd.Timedelta | None = None,
     as_of: TimeLike | None = None,
+    time_step_policy: TimeStepPolicy = "error",
 ) -> ForecastResult:
     """Make one forecast of ``source`` and write it to its forecast store.
 
@@ -209,6 +211,10 @@ def run_forecast(
         Refuse inputs older than this relative to ``as_of`` (see :func:`select_inputs`).
     as_of : datetime-like, optional
         When the forecast is wanted (default now); see :mod:`pipelines.forecast.inputs`.
+    time_step_policy : {"error", "nearest"}
+        What to do when the store's time step differs from the model's
+        (:func:`pipelines.forecast.time_step.match_time_step`): a clear error, or the explicit,
+        logged ``nearest`` (recorded in the provenance's ``fallback``).
 
     Returns
     -------
@@ -231,13 +237,15 @@ def run_forecast(
     store_path = paths.store(source)
     if not Path(store_path).exists():
         raise FileNotFoundError(f"no observation store {store_path}: run nowcast ingest first")
-    store_ds = xr.open_zarr(store_path, chunks=None)
+    store_ds, step_note = match_time_step(
+        xr.open_zarr(store_path, chunks=None),
+        preparation.time_step,
+        time_step_policy,
+        init_time,
+        as_of,
+        source,
+    )
     step = store_time_step(store_ds)
-    ckpt_step = preparation.time_step
-    if ckpt_step and pd.Timedelta(pd.tseries.frequencies.to_offset(ckpt_step)) != step:
-        raise ValueError(
-            f"checkpoint time step {ckpt_step!r} differs from the store's {duration_text(step)}"
-        )
     selection, frames = read_inputs(store_ds, preparation, init_time, fallback, max_age, as_of)
     values = np.asarray(frames.values, dtype=np.float32)  # (T_in, C, H, W)
     lap("read_inputs")
@@ -260,7 +268,7 @@ def run_forecast(
         model_version=method.version(),
         source_store=str(store_path),
         input_times=selection.times.values,
-        fallback=selection.fallback,
+        fallback="; ".join(n for n in (selection.fallback, step_note) if n),
     )
     forecast = build_forecast(
         {v: predicted[:, c] for c, v in enumerate(variables)},  # (L, H, W) each

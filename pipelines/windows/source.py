@@ -127,6 +127,7 @@ def source_windows(
     seed: int = 0,
     base: str | None = None,
     augment: bool = False,
+    normalisation: Normalisation | None = None,
 ) -> SourceWindows:
     """Cut the windows of one or more catalog sources from their stores; fit the normalisation.
 
@@ -167,6 +168,9 @@ def source_windows(
         Base nowcast every sample carries (``(x, base, y)``; :mod:`pipelines.bases`).
     augment : bool
         Random rotations/flips of the train samples (:mod:`pipelines.augment`).
+    normalisation : Normalisation, optional
+        Use this one instead of fitting one on the train split (fine-tuning keeps the initial
+        model's); its transform and channel count must fit the variables.
 
     Returns
     -------
@@ -270,13 +274,19 @@ def source_windows(
     for s, index in enumerate(indexes):
         for total, part in zip(sums, index.stats.reduce(splits.frames_in("train", s)), strict=True):
             total += part
-    normalisation = normalisation_from_stats(
-        *sums,
-        transform,
-        threshold,
-        [h.offset for h in hints],
-        [h.scale for h in hints],
-    )
+    if normalisation is None:
+        normalisation = normalisation_from_stats(
+            *sums,
+            transform,
+            threshold,
+            [h.offset for h in hints],
+            [h.scale for h in hints],
+        )
+    elif normalisation.channels != len(variables) or normalisation.transform != transform:
+        raise ValueError(
+            f"given normalisation {normalisation} does not fit {list(variables)} "
+            f"(transform {transform!r})"
+        )
     fill_kind, fill = nan_fill_values(normalisation)
     tiled = tuple(int(v) for v in tile) if tile is not None else None
 
