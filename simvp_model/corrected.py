@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from simvp_model.config import SimVPConfig
-from simvp_model.model import SimVP
+from simvp_model.model import SimVP, check_horizon
 
 
 def network_config(config: SimVPConfig) -> SimVPConfig:
@@ -128,8 +128,7 @@ class CorrectedSimVP(nn.Module):
         torch.Tensor
             ``(B, horizon, C, H, W)``.
         """
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon={horizon!r} must be a positive integer")
+        check_horizon(horizon)
         self._check(x, base, horizon)
         t_in, t_out = self.config.in_frames, self.config.out_frames
         outputs: list[torch.Tensor] = []

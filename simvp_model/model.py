@@ -10,6 +10,12 @@ from simvp_model.spatial import SPATIAL
 from simvp_model.translators import TRANSLATORS
 
 
+def check_horizon(horizon: object) -> None:
+    """Raise ``ValueError`` unless ``horizon`` (number of future frames) is an int ≥ 1."""
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon={horizon!r} must be a positive integer")
+
+
 class SimVP(nn.Module):
     """SimVP video predictor (V1 / SimVPv2 gSTA / TAU, spec §1).
 
@@ -113,8 +119,7 @@ class SimVP(nn.Module):
         torch.Tensor
             ``(B, horizon, C, H, W)``.
         """
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon={horizon!r} must be a positive integer")
+        check_horizon(horizon)
         t_in = self.config.in_frames
         outputs = []
         produced = 0

@@ -1,7 +1,8 @@
 """The forecast store ``DIR/forecasts/<source>.zarr``: layout and idempotent per-init writes.
 
 (About 600 lines, half of them this description: the layout, its builder and the write protocol
-share the encoding and the crash-stage hooks; back-fills are in :mod:`pipelines.forecast.backfill`.)
+share the encoding and the crash-stage hooks; back-fills are in :mod:`pipelines.forecast.backfill`,
+the guard against replacing a complete entry by a worse one in :mod:`pipelines.forecast.guard`.)
 
 Layout (Zarr v3, zstd; checked with cf_xarray and rioxarray, see ``docs/ARCHITECTURE.md``)::
 
@@ -81,6 +82,7 @@ from data_catalog.vocabulary import (
     duration_text,
 )
 from pipelines.forecast import backfill
+from pipelines.forecast.guard import COMPLETE, check_not_worse
 from pipelines.zarr_transaction import (
     commit,
     quiet_consolidation,
@@ -95,7 +97,6 @@ logger = logging.getLogger(__name__)
 VALID_TIME = "valid_time"
 INPUT_TIME = "input_time"
 INPUT_FRAME = "input_frame"
-COMPLETE = "forecast_complete"
 PROVENANCE_STRINGS = ("checkpoint", "checkpoint_sha256", "model_version", "fallback")
 """Per-init-time provenance strings (``fallback`` is "" unless a fallback input was chosen)."""
 
@@ -545,7 +546,7 @@ def write_forecast(
         index = int(np.searchsorted(times, init))
         _resize(path, n)  # discard whatever an interrupted writer left beyond the committed n
         if index < n and times[index] == init:
-            _check_not_worse(store.isel({INIT_TIME: index}), forecast)
+            check_not_worse(store.isel({INIT_TIME: index}), forecast)
             _replace(path, forecast, index)
             action = "replaced"
         elif index == n:  # append: resize, write the new entry only, commit by consolidating
@@ -562,26 +563,6 @@ def write_forecast(
         _stage("committed")
     logger.info("%s init_time %s (index %d) in %s", action, _iso(init), index, path)
     return index
-
-
-def _finite_count(ds: xr.Dataset) -> int:
-    """Finite values over the forecast variables of one entry (loads one entry only)."""
-    names = [str(v) for v in ds.data_vars if ds[v].ndim >= 3]  # (lead_time, y, x) variables
-    return int(sum(np.count_nonzero(np.isfinite(np.asarray(ds[v].values))) for v in names))
-
-
-def _check_not_worse(entry: xr.Dataset, forecast: xr.Dataset) -> None:
-    """Refuse to replace a complete entry by one with fewer finite values (a broken model)."""
-    if not bool(entry[COMPLETE].values):
-        return
-    old, new = _finite_count(entry), _finite_count(forecast.isel({INIT_TIME: 0}))
-    if new < old:
-        raise ValueError(
-            f"refusing to replace the complete forecast for init_time "
-            f"{_iso(entry[INIT_TIME].values)} ({old} finite values, checkpoint "
-            f"{str(entry['checkpoint'].values)!r}) by one with {new} finite values (checkpoint "
-            f"{str(forecast['checkpoint'].values[0])!r})"
-        )
 
 
 def _replace(path: Path, forecast: xr.Dataset, index: int) -> None:
