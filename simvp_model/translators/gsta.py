@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simvp_model.layers import DropPath, fan_out_normal_init_
+from simvp_model.polyphase import PolyphaseDepthwiseConv2d
 from simvp_model.translators import TRANSLATORS
 from simvp_model.translators.base import Translator
 
@@ -33,14 +34,8 @@ class LargeKernelConv(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.conv0 = nn.Conv2d(dim, dim, LKA_KERNEL, padding=LKA_KERNEL // 2, groups=dim)
-        self.conv_spatial = nn.Conv2d(
-            dim,
-            dim,
-            LKA_DILATED_KERNEL,
-            padding=LKA_DILATION * (LKA_DILATED_KERNEL - 1) // 2,
-            groups=dim,
-            dilation=LKA_DILATION,
-        )
+        # the reference's dilated DW conv (padding 9), computed phase by phase (same function)
+        self.conv_spatial = PolyphaseDepthwiseConv2d(dim, LKA_DILATED_KERNEL, LKA_DILATION)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_spatial(self.conv0(x))
