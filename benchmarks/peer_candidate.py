@@ -4,7 +4,9 @@
 ``hid_S``, ``hid_T``, ``N_S``, ``N_T``, ``model_type``, ``drop_path``, ``batch``) to
 :class:`simvp_model.SimVP` with the same hyper-parameters: OpenSTL spatial layers, ``mlp_ratio`` 8,
 ``drop`` 0, 3×3 spatial kernels (``SimVP_Model``'s defaults) and ``out_frames = T`` (the peer maps T
-frames to T frames in one call). The model is built with the product's defaults (channels_last).
+frames to T frames in one call). The model is built with the product's defaults (channels_last);
+``build`` also applies the process setting the product's entry points apply (malloc tuning),
+``build_bare`` does not.
 
 :func:`peer_to_ours` translates an OpenSTL ``SimVP_Model`` state-dict key to ours, so that the
 fidelity check of :mod:`benchmarks.peer_compare` can load the peer's weights into our network.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from simvp_model.allocator import tune_glibc_malloc
 from simvp_model.config import SimVPConfig
 from simvp_model.model import SimVP
 
@@ -50,7 +53,18 @@ def config_from_harness(cfg: dict[str, Any]) -> SimVPConfig:
 
 
 def build(cfg: dict[str, Any]) -> SimVP:
-    """Candidate factory for peer_bench.py: our network with the product's default settings."""
+    """Candidate factory for peer_bench.py: ours as the product's entry points run it.
+
+    ``nowcast`` and the flows call :func:`simvp_model.allocator.tune_glibc_malloc` first (a no-op
+    when the environment already sets the allocator, as the harness's ``tuned`` mode does), so
+    this factory does too; :func:`build_bare` leaves the process as it found it.
+    """
+    tune_glibc_malloc()
+    return build_bare(cfg)
+
+
+def build_bare(cfg: dict[str, Any]) -> SimVP:
+    """Candidate factory: the network alone with its default settings (channels_last)."""
     return SimVP(config_from_harness(cfg))
 
 

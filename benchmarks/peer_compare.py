@@ -4,11 +4,15 @@ Run ``python -m benchmarks.peer_compare [--configs taxibj mmnist radar] [--envs 
 It drives the peer's own harness (``../shared/peer/peer_bench.py``, OpenSTL c74deb5 in
 ``../shared/peer/openstl``) in the peer's virtualenv (``$PEER_VENV``, default
 ``~/.cache/simvp-peer-venv``, made by ``../shared/peer/setup.sh``) with
-:func:`benchmarks.peer_candidate.build` as the candidate, once per allocator environment:
+our network as the candidate, once per allocator environment:
 
-- ``default``: glibc's default malloc for both sides;
+- ``default``: glibc's default malloc for both sides (candidate
+  :func:`benchmarks.peer_candidate.build_bare`: the network alone);
+- ``shipped``: the same environment, candidate :func:`benchmarks.peer_candidate.build`: ours as
+  ``nowcast`` and the flows run it, i.e. after their runtime malloc tuning
+  (:func:`simvp_model.allocator.tune_glibc_malloc`); the peer keeps glibc's defaults;
 - ``tuned``: ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` set for both sides (what the
-  Makefile exports for the product's entry points).
+  Makefile exports).
 
 Each model runs in its own child process with 2 torch threads (the harness's protocol). Besides
 the harness's wall-clock ratios, the report gives the ratio of CPU seconds (user + sys) per step,
@@ -41,7 +45,12 @@ RESULTS = REPO / "benchmarks" / "results"
 PEER_DIR = Path(os.environ.get("SIMVP_PEER_DIR", REPO.parent / "shared" / "peer"))
 PEER_VENV = Path(os.environ.get("PEER_VENV", Path.home() / ".cache" / "simvp-peer-venv"))
 TUNED_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
-ENVS = ("default", "tuned")
+ENVS = ("default", "shipped", "tuned")
+CANDIDATES = {
+    "default": "benchmarks.peer_candidate:build_bare",
+    "shipped": "benchmarks.peer_candidate:build",
+    "tuned": "benchmarks.peer_candidate:build",
+}
 # The 2-core budget quoted by the issue: 2 cores × 2 FMA × 8 fp32 lanes × 2 flop × ~3 GHz.
 CPU_PEAK_GFLOPS = 200.0
 FIDELITY_BATCH = 2
@@ -57,7 +66,8 @@ def _fidelity_worker(names: list[str], seed: int) -> list[dict[str, Any]]:
     sys.path.insert(0, str(PEER_DIR))
     import peer_bench  # the harness module: its CONFIGS and its way of importing the peer
 
-    from benchmarks.peer_candidate import build, peer_to_ours
+    from benchmarks.peer_candidate import build_bare as build
+    from benchmarks.peer_candidate import peer_to_ours
 
     torch.set_num_threads(2)
     peer_cls, _ = peer_bench._import_peer(str(PEER_DIR / "openstl"), torch)
@@ -136,7 +146,7 @@ def macs_per_sample(names: list[str]) -> dict[str, int]:
     import torch
 
     from benchmarks.model_throughput import count_macs
-    from benchmarks.peer_candidate import build
+    from benchmarks.peer_candidate import build_bare as build
 
     sys.path.insert(0, str(PEER_DIR))
     import peer_bench
@@ -258,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--_fidelity", help=argparse.SUPPRESS)
     parser.add_argument("--configs", nargs="+", default=["taxibj", "mmnist", "radar"])
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
-    parser.add_argument("--candidate", default="benchmarks.peer_candidate:build")
+    parser.add_argument(
+        "--candidate", help="MODULE:FACTORY for every environment (default: per environment)"
+    )
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--min-steps", type=int, default=3)
@@ -289,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": peer_bench._cpu_model(),
         "torch": torch.__version__,
-        "candidate": args.candidate,
+        "candidate": args.candidate or ", ".join(f"{k}: {v}" for k, v in CANDIDATES.items()),
         "steps": f"warm-up {args.warmup}, {args.steps} timed steps (≥ {args.min_steps}), "
         f"{args.runs} run(s)",
         "loadavg_start": _loadavg(),
@@ -308,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = {}
     for env_name in args.envs:
         raw = RESULTS / f"peer_compare{tag}_{env_name}_raw.json"
-        sweeps[env_name] = run_harness(names, env_name, steps, raw, args.candidate)
+        candidate = args.candidate or CANDIDATES[env_name]
+        sweeps[env_name] = run_harness(names, env_name, steps, raw, candidate)
     meta["loadavg_end"] = _loadavg()
     rows = summarise(sweeps, macs_per_sample(names))
     report = {"meta": meta, "rows": rows, "fidelity": fidelity}

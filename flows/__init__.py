@@ -11,9 +11,13 @@ Flows (names as Prefect shows them; deployments are ``<flow>/<source>``):
 
 Every task in :mod:`flows.tasks` wraps one function of ``pipelines``; deployments and
 schedules are declared once in :mod:`flows.deployments`. Environment defaults Prefect needs
-offline are applied here, before any submodule imports prefect (:mod:`flows.settings`).
+offline are applied here, before any submodule imports prefect (:mod:`flows.settings`), and
+so is the allocator tuning every process that runs flows gets
+(:func:`simvp_model.allocator.tune_glibc_malloc`).
 """
 
 from flows.settings import apply_defaults
+from simvp_model.allocator import tune_glibc_malloc
 
 apply_defaults()
+tune_glibc_malloc()

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from pipelines.cli._errors import environment_message
+from simvp_model.allocator import tune_glibc_malloc
 from simvp_model.registry import Registry
 
 AddCommand = Callable[[argparse._SubParsersAction], None]
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tune_glibc_malloc()  # training/inference steps reuse their heap instead of page-faulting
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:
