@@ -239,23 +239,16 @@ def write_batch(
     tc = layout.time_chunk
     index = layout.index_of(np.concatenate([m.times.values for m in members]))  # (T,)
     start, stop = int(index.min()) // tc * tc, (int(index.max()) // tc + 1) * tc
-    shape = (stop - start, *spec.grid.shape)  # (T_region, H, W)
-    blocks = {name: np.empty(shape, dtype="float32") for name in spec.variable_names}
-    filled = np.zeros(stop - start, dtype=bool)
+    frames: dict[str, dict[int, np.ndarray]] = {name: {} for name in spec.variable_names}
     for member in members:
         source = SourceFile(member.expected_time, member.path)
         _, got, data, _ = decode_file(spec, read, source, lo, hi)
         if not got.equals(member.times):
             raise IngestError(f"{member.path}: changed while being ingested (times differ)")
-        slots = layout.index_of(got) - start
-        for name, block in blocks.items():
-            block[slots] = data[name]  # the one copy of each decoded frame
-        filled[slots] = True
-    empty = ~filled
-    empty[np.asarray(keep, dtype="int64") - start] = False  # read back by write_region
-    for block in blocks.values():
-        block[empty] = np.nan
-    wr.write_region(path, layout, start, blocks, keep)
+        for i, slot in enumerate(layout.index_of(got).tolist()):
+            for name, values in data.items():
+                frames[name][slot] = values[i]  # (H, W) view: copied once, into its chunk
+    wr.write_region(path, layout, start, stop, frames, keep)
     return start, stop, index
 
 

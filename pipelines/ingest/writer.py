@@ -18,7 +18,8 @@ Writing (:func:`write_region`) puts a batch of frames at the indices its timesta
 determine. The region is the batch's span rounded out to whole time chunks; slots of the region
 that the batch does not cover keep what the store already holds (read back and merged), so
 overlapping or repeated ingests never lose or duplicate a frame. Workers write the data
-variables of disjoint regions (whole chunks, straight through ``zarr``); the client then sets
+variables of disjoint regions (whole chunks gathered from the decoded frames, each replaced
+atomically: :mod:`pipelines.ingest.chunks`); the client then sets
 ``frame_present`` (:func:`mark_present`): a crash in between leaves frames marked absent, and
 the retry rewrites them.
 """
@@ -38,6 +39,7 @@ import zarr
 from data_catalog import vocabulary as voc
 from data_catalog.crs import crs_label
 from data_catalog.spec import SourceSpec
+from pipelines.ingest.chunks import write_frames
 from pipelines.ingest.store import FRAME_PRESENT, StoreLayout
 
 log = logging.getLogger(__name__)
@@ -318,7 +320,8 @@ def write_region(
     path: str,
     layout: StoreLayout,
     start: int,
-    blocks: Mapping[str, np.ndarray],
+    stop: int,
+    frames: Mapping[str, Mapping[int, np.ndarray]],
     keep: np.ndarray,
 ) -> tuple[int, int]:
     """Write whole time chunks of the data variables (not ``frame_present``), on a worker.
@@ -329,28 +332,30 @@ def write_region(
         Store path; its time axis must already cover the region (see ``store.grow``).
     layout : StoreLayout
         The store's layout.
-    start : int
-        First store index of the region, a multiple of the time chunk.
-    blocks : mapping
-        Variable name -> float32 array ``(T_region, H, W)``, ``T_region`` a multiple of the
-        time chunk: the region's frames, NaN in slots without one. Slots in ``keep`` are
-        overwritten here with what the store holds.
+    start, stop : int
+        The region ``[start, stop)`` of store indices, whole time chunks.
+    frames : mapping
+        Variable name -> {store index: validated frame ``(H, W)`` float32}: the batch's
+        frames (views of the decoded arrays; not copied before the chunks are gathered).
+        Slots of the region with neither a frame nor a ``keep`` index are written NaN.
     keep : numpy.ndarray
         Store indices in the region whose stored frames the batch leaves alone, shape ``(k,)``
         int64 (from ``frame_present`` as the client read it: no other task writes the region).
+        They are read back before the first chunk is written.
 
     Returns
     -------
     (int, int)
-        The region ``[start, stop)``. A region is rewritten whole, so a chunk is never
-        written partially; the caller marks its frames present (:func:`mark_present`) after
-        this returns: a crash in between leaves them absent and the retry rewrites them.
+        The region ``[start, stop)``. A region is rewritten whole, each chunk replaced
+        atomically (:mod:`pipelines.ingest.chunks`); the caller marks its frames present
+        (:func:`mark_present`) after this returns: a crash in between leaves them absent and
+        the retry rewrites them.
     """
     tc = layout.time_chunk
-    length = {block.shape[0] for block in blocks.values()}
-    if len(length) != 1 or start % tc or next(iter(length)) % tc:
-        raise ValueError(f"region at {start} of lengths {length} is not whole time chunks of {tc}")
-    stop = start + length.pop()
+    if start % tc or stop % tc or stop <= start:
+        raise ValueError(f"region [{start}, {stop}) is not whole time chunks of {tc}")
+    if set(frames) != set(layout.variables):
+        raise ValueError(f"frames of {sorted(frames)}, the store has {list(layout.variables)}")
     group = zarr.open_group(path, mode="r+", use_consolidated=True)
     if group[voc.TIME].shape[0] < stop:
         raise ValueError(f"store {path} has {group[voc.TIME].shape[0]} frames, need {stop}")
@@ -358,12 +363,27 @@ def write_region(
     if keep.size and (keep.min() < start or keep.max() >= stop):
         raise ValueError(f"keep indices {keep} are outside the region [{start}, {stop})")
     for name in layout.variables:
-        block = blocks[name]
-        if keep.size:
-            block[keep - start] = group[name].get_orthogonal_selection(
-                (keep, slice(None), slice(None))
+        slots = frames[name]
+        outside = [i for i in slots if not start <= i < stop]
+        clash = np.intersect1d(keep, np.fromiter(slots, dtype="int64", count=len(slots)))
+        if outside or clash.size:
+            raise ValueError(
+                f"{name}: frames at {outside or clash.tolist()} are outside the region "
+                f"[{start}, {stop}) or also in keep"
             )
-        group[name][start:stop] = block
+    arrays = {name: group[name] for name in layout.variables}
+    region: dict[str, list[np.ndarray | None]] = {}
+    for name, array in arrays.items():  # read every kept frame before writing any chunk
+        slots: list[np.ndarray | None] = [None] * (stop - start)
+        for index, frame in frames[name].items():
+            slots[index - start] = frame
+        if keep.size:
+            stored = array.get_orthogonal_selection((keep, slice(None), slice(None)))  # (k, H, W)
+            for index, frame in zip(keep, stored, strict=True):
+                slots[int(index) - start] = frame
+        region[name] = slots
+    for name, array in arrays.items():
+        write_frames(array, start, region[name])
     log.debug("store %s: wrote frames %d..%d", path, start, stop)
     return start, stop
 
