@@ -206,11 +206,12 @@ def _write_all(
         jobs.append((spec, read, path, layout, files, keep, lo, hi))
     total = sum(len(kept[i].times) for members in batches for i in members)
     bar = tqdm(total=total, desc=f"write {spec.name}", unit="frame", disable=not progress)
+    flags = wr.open_present(path)
     try:
         for _, future in runner.stream(work.write_batch, jobs):
             start, stop, index = future.result()
             present[index] = True
-            wr.mark_present(path, present, start, stop)
+            wr.mark_present(flags, present, start, stop)
             bar.update(len(index))
     finally:
         bar.close()

@@ -388,14 +388,30 @@ def write_region(
     return start, stop
 
 
-def mark_present(path: str, present: np.ndarray, start: int, stop: int) -> None:
+def mark_present(flags: zarr.Array, present: np.ndarray, start: int, stop: int) -> None:
     """Write ``present[start:stop]`` into the store's ``frame_present`` (the client's copy).
 
     Called by the client after a region's data are written: a crash in between leaves the
     frames marked absent, and the retry rewrites them.
+
+    Parameters
+    ----------
+    flags : zarr.Array
+        The store's ``frame_present`` opened for writing (:func:`open_present`), opened once
+        per ingest rather than once per region.
+    present : numpy.ndarray
+        The client's ``frame_present``, shape ``(T,)`` bool.
     """
+    flags[start:stop] = present[start:stop]
+
+
+def open_present(path: str) -> zarr.Array:
+    """The ``frame_present`` array of the store at ``path``, opened for writing."""
     group = zarr.open_group(path, mode="r+", use_consolidated=True)
-    group[FRAME_PRESENT][start:stop] = present[start:stop]
+    array = group[FRAME_PRESENT]
+    if not isinstance(array, zarr.Array):
+        raise ValueError(f"store {path}: {FRAME_PRESENT!r} is a group, not an array")
+    return array
 
 
 def frame_present_mask(path: str) -> np.ndarray:
