@@ -96,7 +96,8 @@ def _counting_executor(sizes: dict[str, list[int]]) -> Iterator[None]:
     @contextlib.contextmanager
     def counting(scheduler: Any = None) -> Iterator[Any]:
         with real(scheduler) as runner:
-            yield work.Runner(Counting(runner.executor), runner.in_flight, runner.kind)  # type: ignore[arg-type]
+            counted = Counting(runner.executor)
+            yield work.Runner(counted, runner.in_flight, runner.kind, runner.workers)  # type: ignore[arg-type]
 
     work.task_executor = counting
     try:

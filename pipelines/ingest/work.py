@@ -55,6 +55,14 @@ LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "single-threaded")
 IN_FLIGHT_PER_WORKER = 2
 """Tasks submitted ahead per worker thread: keeps workers busy while the client bounds the
 number of pending futures (and so its memory) however many files there are."""
+TASKS_PER_WORKER = 4
+"""Phase 1 and 2 are cut into at least this many tasks per worker thread (when there are
+enough files / time chunks): fewer, larger tasks pay less per-task overhead (a ``distributed``
+task costs a few ms of scheduling and round trips, as much as decoding a small file), while
+four per worker keeps the last tasks from leaving workers idle."""
+MAX_FILES_PER_TASK = 16
+"""At most this many files are checked by one phase-1 task (the granularity of the fail-fast
+stop after a bad file, and of the progress bar)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,24 @@ def inspect_file(
     return FileSummary(file.path, file.time, times, ranges, masked_pixels(raw, times))
 
 
+def inspect_files(
+    spec: SourceSpec,
+    read: Reader,
+    files: Sequence[SourceFile],
+    lo: pd.Timestamp | None,
+    hi: pd.Timestamp | None,
+    store: tuple[str, str] | None = None,
+) -> list[FileSummary]:
+    """Phase 1 on a worker for a group of files (one task): :func:`inspect_file` of each."""
+    return [inspect_file(spec, read, file, lo, hi, store) for file in files]
+
+
+def tasks_for(items: int, workers: int, largest: int) -> int:
+    """Items per task: enough tasks for :data:`TASKS_PER_WORKER` per worker, at most
+    ``largest`` items each, at least one."""
+    return max(1, min(largest, -(-items // (TASKS_PER_WORKER * max(1, workers)))))
+
+
 def grid_of_file(spec: SourceSpec, read: Reader, file: SourceFile) -> xr.Dataset:
     """Coords, ``crs`` and variable attrs of one file's frames (what a store template needs).
 
@@ -266,11 +292,24 @@ class _InlineExecutor(cf.Executor):
 
 @dataclass(frozen=True)
 class Runner:
-    """An executor and how many tasks to keep in flight on it."""
+    """An executor, how many tasks to keep in flight on it and how many run at once.
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor
+        Runs the tasks.
+    in_flight : int
+        Tasks submitted ahead (bounds the client's pending futures).
+    kind : str
+        Description for the report (``threads (2)``, ``distributed (2 threads)``).
+    workers : int
+        Tasks that run at once (worker threads): sizes the tasks (:func:`tasks_for`).
+    """
 
     executor: cf.Executor
     in_flight: int
     kind: str
+    workers: int = 1
 
     def stream(
         self, fn: Callable[..., Any], jobs: Iterable[tuple[Any, ...]]
@@ -323,10 +362,10 @@ def task_executor(scheduler: Any = None) -> Iterator[Runner]:
     if scheduler is None or scheduler == "threads":
         threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
         with cf.ThreadPoolExecutor(threads, thread_name_prefix="ingest") as pool:
-            yield Runner(pool, IN_FLIGHT_PER_WORKER * threads, f"threads ({threads})")
+            yield Runner(pool, IN_FLIGHT_PER_WORKER * threads, f"threads ({threads})", threads)
         return
     if scheduler in LOCAL_SCHEDULERS:
-        yield Runner(_InlineExecutor(), 1, "synchronous")
+        yield Runner(_InlineExecutor(), 1, "synchronous", 1)
         return
     if isinstance(scheduler, str):
         if "://" not in scheduler:
@@ -354,4 +393,5 @@ def task_executor(scheduler: Any = None) -> Iterator[Runner]:
 def _client_runner(client: Any) -> Runner:
     threads = max(1, sum(client.nthreads().values()))
     executor = client.get_executor(pure=False)  # a retried batch must run again
-    return Runner(executor, IN_FLIGHT_PER_WORKER * threads, f"distributed ({threads} threads)")
+    kind = f"distributed ({threads} threads)"
+    return Runner(executor, IN_FLIGHT_PER_WORKER * threads, kind, threads)
