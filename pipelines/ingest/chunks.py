@@ -26,13 +26,15 @@ slower (Zarr's asyncio round trips per chunk) but general.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import itertools
 import logging
 import os
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numcodecs
 import numpy as np
@@ -118,6 +120,165 @@ def _write_atomic(target: Path, data: bytes) -> None:
         raise
 
 
+class ChunkWriter:
+    """Writes the whole time chunks of a region of ``(time, y, x)`` arrays as their frames arrive.
+
+    A time chunk is gathered, encoded and written (on the thread pool) as soon as every slot
+    expected in it has been :meth:`put`, so decoding the next files overlaps with encoding the
+    chunks already complete. Use as a context manager: leaving the block waits for every
+    chunk submitted; after an exception nothing more is submitted.
+
+    Parameters
+    ----------
+    arrays : mapping
+        Name -> Zarr array opened for writing, all of the same shape and chunks, their time
+        axis covering the region.
+    start, stop : int
+        The region ``[start, stop)`` of time indices, whole time chunks.
+    expected : numpy.ndarray
+        Time indices that will receive a frame, shape ``(n,)`` int; other slots get the fill
+        value.
+    threads : int, optional
+        Chunks encoded at once (default: the number of CPU cores, at most 8).
+
+    Raises
+    ------
+    ValueError
+        A region that is not whole time chunks inside the arrays, arrays that disagree, a slot
+        outside ``expected`` or put twice, a frame of the wrong shape.
+    """
+
+    def __init__(
+        self,
+        arrays: Mapping[str, zarr.Array],
+        start: int,
+        stop: int,
+        expected: np.ndarray,
+        threads: int | None = None,
+    ) -> None:
+        first = next(iter(arrays.values()))
+        layouts = {(tuple(a.shape), tuple(a.chunks)) for a in arrays.values()}
+        if len(layouts) != 1:
+            raise ValueError(f"arrays of different shapes or chunks: {sorted(layouts)}")
+        tc = int(first.chunks[0])
+        if start % tc or stop % tc or not 0 <= start < stop <= first.shape[0]:
+            raise ValueError(
+                f"region [{start}, {stop}) is not whole time chunks of {tc} inside the "
+                f"array's {first.shape[0]} frames"
+            )
+        expected = np.unique(np.asarray(expected, dtype="int64"))
+        if expected.size and (expected[0] < start or expected[-1] >= stop):
+            raise ValueError(f"expected slots {expected} are outside [{start}, {stop})")
+        self.arrays = dict(arrays)
+        self.start, self.stop, self.tc = start, stop, tc
+        self.grid = (int(first.shape[1]), int(first.shape[2]))
+        self.slots: dict[str, list[np.ndarray | None]] = {
+            n: [None] * (stop - start) for n in arrays
+        }
+        self._expected = set(expected.tolist())
+        chunks = (expected - start) // tc
+        self._missing = np.bincount(chunks, minlength=(stop - start) // tc)  # (n_time_chunks,)
+        self._encoders = {name: chunk_encoder(array) for name, array in arrays.items()}
+        self._threads = max(1, threads or min(8, os.cpu_count() or 1))
+        self._pool: cf.ThreadPoolExecutor | None = None
+        self._futures: list[cf.Future[int]] = []
+        self._made: set[Path] = set()
+
+    def __enter__(self) -> ChunkWriter:
+        if self._threads > 1:
+            self._pool = cf.ThreadPoolExecutor(self._threads, thread_name_prefix="chunks")
+        for chunk in np.flatnonzero(self._missing == 0):  # no frame expected: fill values
+            self._submit(int(chunk))
+        return self
+
+    def put(self, index: int, frames: Mapping[str, np.ndarray]) -> None:
+        """The frames ``(H, W)`` of time index ``index``, one per array (views are fine:
+        they are copied once, into their chunks)."""
+        if index not in self._expected:
+            raise ValueError(f"slot {index} is not expected, or was put already")
+        if set(frames) != set(self.arrays):
+            raise ValueError(f"frames of {sorted(frames)}, the arrays are {sorted(self.arrays)}")
+        for name, frame in frames.items():
+            if frame.shape != self.grid:
+                raise ValueError(f"{name}: frame of shape {frame.shape}, the grid is {self.grid}")
+            self.slots[name][index - self.start] = frame
+        self._expected.remove(index)
+        chunk = (index - self.start) // self.tc
+        self._missing[chunk] -= 1
+        if self._missing[chunk] == 0:
+            self._submit(chunk)
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # every chunk submitted is finished or failed
+        for future in self._futures:
+            if error is None:
+                future.result()  # re-raises the first failure
+        if error is None and self._expected:
+            raise ValueError(f"no frame was put for slots {sorted(self._expected)[:5]}")
+
+    @property
+    def written(self) -> int:
+        """Chunks written so far (all-fill chunks skipped are not counted)."""
+        return sum(f.result() for f in self._futures if f.done() and not f.exception())
+
+    def _submit(self, chunk: int) -> None:
+        t0 = chunk * self.tc  # slot of the chunk's first frame
+        for name, array in self.arrays.items():
+            encode = self._encoders[name]
+            if encode is None:
+                jobs = [functools.partial(self._through_zarr, name, array, t0)]
+            else:
+                ny, nx = self.grid
+                yc, xc = int(array.chunks[1]), int(array.chunks[2])
+                jobs = []
+                for yi, xi in itertools.product(range(-(-ny // yc)), range(-(-nx // xc))):
+                    coords = ((self.start + t0) // self.tc, yi, xi)
+                    target = Path(
+                        array.store.root, array.path, array.metadata.encode_chunk_key(coords)
+                    )
+                    if target.parent not in self._made:  # directories here, not in the threads
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        self._made.add(target.parent)
+                    jobs.append(
+                        functools.partial(self._encoded, name, array, encode, t0, yi, xi, target)
+                    )
+            for job in jobs:
+                if self._pool is None:
+                    future: cf.Future[int] = cf.Future()
+                    future.set_result(job())
+                else:
+                    future = self._pool.submit(job)
+                self._futures.append(future)
+
+    def _encoded(
+        self,
+        name: str,
+        array: zarr.Array,
+        encode: Encoder,
+        t0: int,
+        yi: int,
+        xi: int,
+        target: Path,
+    ) -> int:
+        tc, yc, xc = (int(c) for c in array.chunks)
+        fill = _fill(array)
+        chunk = _gather(self.slots[name], t0, yi * yc, xi * xc, (tc, yc, xc), array.dtype, fill)
+        if not zarr.config.get("array.write_empty_chunks") and _is_fill(chunk, fill):
+            target.unlink(missing_ok=True)  # what Zarr does with an all-fill chunk
+            return 0
+        _write_atomic(target, encode(chunk))
+        return 1
+
+    def _through_zarr(self, name: str, array: zarr.Array, t0: int) -> int:
+        """The general path: the ``(tc, H, W)`` block of the time chunk, written by Zarr."""
+        block = _gather(
+            self.slots[name], t0, 0, 0, (self.tc, *self.grid), array.dtype, _fill(array)
+        )
+        array[self.start + t0 : self.start + t0 + self.tc] = block
+        return -(-self.grid[0] // int(array.chunks[1])) * -(-self.grid[1] // int(array.chunks[2]))
+
+
 def write_frames(
     array: zarr.Array,
     start: int,
@@ -134,8 +295,7 @@ def write_frames(
         First time index of the region, a multiple of the time chunk.
     frames : sequence of (numpy.ndarray or None)
         One entry per slot of the region (length a multiple of the time chunk): a frame
-        ``(H, W)`` in the array's units (any float dtype, cast on the copy), or None for the
-        fill value.
+        ``(H, W)`` (any float dtype, cast on the copy), or None for the fill value.
     threads : int, optional
         Chunks encoded at once (default: the number of CPU cores, at most 8).
 
@@ -147,62 +307,11 @@ def write_frames(
     Raises
     ------
     ValueError
-        A region that is not whole time chunks, outside the array, or a frame of the wrong
-        shape.
+        See :class:`ChunkWriter`.
     """
-    tc, yc, xc = (int(c) for c in array.chunks)
-    n, ny, nx = (int(s) for s in array.shape)
-    if start % tc or len(frames) % tc or start + len(frames) > n:
-        raise ValueError(
-            f"region [{start}, {start + len(frames)}) is not whole time chunks of {tc} inside "
-            f"the array's {n} frames"
-        )
-    for frame in frames:
-        if frame is not None and frame.shape != (ny, nx):
-            raise ValueError(f"frame of shape {frame.shape}, the array's grid is {(ny, nx)}")
-    encode = chunk_encoder(array)
-    fill = _fill(array)
-    if encode is None:
-        return _write_through_zarr(array, start, frames, fill)
-    assert isinstance(array.store, LocalStore)  # chunk_encoder checked it
-    root = Path(array.store.root, array.path)
-    write_empty = bool(zarr.config.get("array.write_empty_chunks"))
-    shape = (tc, yc, xc)
-    made: set[Path] = set()
-
-    def one(t0: int, yi: int, xi: int) -> int:
-        chunk = _gather(frames, t0, yi * yc, xi * xc, shape, array.dtype, fill)
-        coords = ((start + t0) // tc, yi, xi)
-        target = root / array.metadata.encode_chunk_key(coords)
-        if not write_empty and _is_fill(chunk, fill):
-            target.unlink(missing_ok=True)  # what Zarr does with an all-fill chunk
-            return 0
-        _write_atomic(target, encode(chunk))
-        return 1
-
-    jobs = list(
-        itertools.product(range(0, len(frames), tc), range(-(-ny // yc)), range(-(-nx // xc)))
-    )
-    for t0, yi, xi in jobs:  # the chunk directories first (cheap; keeps the threads simple)
-        parent = (root / array.metadata.encode_chunk_key(((start + t0) // tc, yi, xi))).parent
-        if parent not in made:
-            parent.mkdir(parents=True, exist_ok=True)
-            made.add(parent)
-    workers = max(1, min(len(jobs), threads or min(8, os.cpu_count() or 1)))
-    if workers == 1:
-        return sum(one(*job) for job in jobs)
-    with cf.ThreadPoolExecutor(workers, thread_name_prefix="chunks") as pool:
-        futures = [pool.submit(one, *job) for job in jobs]
-    return sum(future.result() for future in futures)  # re-raises the first failure
-
-
-def _write_through_zarr(
-    array: zarr.Array, start: int, frames: Sequence[np.ndarray | None], fill: float
-) -> int:
-    """The general path: one ``(tc, H, W)`` block per time chunk, written by Zarr."""
-    tc = int(array.chunks[0])
-    ny, nx = (int(s) for s in array.shape[1:])
-    for t0 in range(0, len(frames), tc):
-        block = _gather(frames, t0, 0, 0, (tc, ny, nx), array.dtype, fill)
-        array[start + t0 : start + t0 + tc] = block
-    return -(-ny // int(array.chunks[1])) * -(-nx // int(array.chunks[2])) * len(frames) // tc
+    expected = np.array([i for i, f in enumerate(frames) if f is not None], "int64") + start
+    with ChunkWriter({"": array}, start, start + len(frames), expected, threads) as writer:
+        for i, frame in enumerate(frames):
+            if frame is not None:
+                writer.put(start + i, {"": frame})
+    return writer.written

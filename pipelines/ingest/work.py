@@ -12,11 +12,16 @@ KiB pickled), run on one of three executors (:func:`task_executor`):
   cluster's workers (threads or processes, on this or other machines). The store must then be
   on storage the workers can write (a shared file system or an object store).
 
-Phase 1 (:func:`inspect_file`) decodes and validates one file and returns a
-:class:`FileSummary` (its timestamps, value ranges, masked-pixel count, or the problem).
-Phase 2 (:func:`write_batch`) decodes the files of one batch of whole time chunks *again*,
-checks they still give the timestamps phase 1 saw, and writes the batch's region with
-:func:`pipelines.ingest.writer.write_region`. Re-decoding rather than spilling decoded
+Phase 1 (:func:`inspect_files`, a group of files per task) decodes and validates each file
+and returns a :class:`FileSummary` per file (its timestamps, value ranges, masked-pixel count,
+or the problem). Phase 2 (:func:`write_batch`) decodes the files of one batch of whole time
+chunks *again*, validates them again and checks they still give the timestamps phase 1 saw,
+and writes the batch's region with :func:`pipelines.ingest.writer.write_region`: each time
+chunk is encoded (on a few threads) as soon as its files are decoded, while the next files
+are decoded. A file that went bad between the phases stops its batch there: chunks already
+written hold validated frames and the kept ones, the batch's frames stay marked absent, and
+the retry rewrites them. Tasks are sized by :func:`tasks_for` (several per worker).
+Re-decoding rather than spilling decoded
 frames to a temporary file keeps phase 2 independent of where phase 1 ran (a batch may be
 written by another machine than the one that validated its files) and needs no scratch disk
 proportional to the ingest; ``benchmarks/ingest_scaling.py`` measures what it costs.
@@ -265,16 +270,19 @@ def write_batch(
     tc = layout.time_chunk
     index = layout.index_of(np.concatenate([m.times.values for m in members]))  # (T,)
     start, stop = int(index.min()) // tc * tc, (int(index.max()) // tc + 1) * tc
-    frames: dict[str, dict[int, np.ndarray]] = {name: {} for name in spec.variable_names}
-    for member in members:
-        source = SourceFile(member.expected_time, member.path)
-        _, got, data, _ = decode_file(spec, read, source, lo, hi)
-        if not got.equals(member.times):
-            raise IngestError(f"{member.path}: changed while being ingested (times differ)")
-        for i, slot in enumerate(layout.index_of(got).tolist()):
-            for name, values in data.items():
-                frames[name][slot] = values[i]  # (H, W) view: copied once, into its chunk
-    wr.write_region(path, layout, start, stop, frames, keep)
+
+    def frames() -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Decode and check the batch's files one by one (a chunk is written once its
+        files are done, while the next files are decoded)."""
+        for member in members:
+            source = SourceFile(member.expected_time, member.path)
+            _, got, data, _ = decode_file(spec, read, source, lo, hi)
+            if not got.equals(member.times):
+                raise IngestError(f"{member.path}: changed while being ingested (times differ)")
+            for i, slot in enumerate(layout.index_of(got).tolist()):
+                yield slot, {name: values[i] for name, values in data.items()}  # (H, W) views
+
+    wr.write_region(path, layout, start, stop, index, frames(), keep)
     return start, stop, index
 
 

@@ -27,7 +27,7 @@ the retry rewrites them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ import zarr
 from data_catalog import vocabulary as voc
 from data_catalog.crs import crs_label
 from data_catalog.spec import SourceSpec
-from pipelines.ingest.chunks import write_frames
+from pipelines.ingest.chunks import ChunkWriter
 from pipelines.ingest.store import FRAME_PRESENT, StoreLayout
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,8 @@ def write_region(
     layout: StoreLayout,
     start: int,
     stop: int,
-    frames: Mapping[str, Mapping[int, np.ndarray]],
+    index: np.ndarray,
+    frames: Iterable[tuple[int, Mapping[str, np.ndarray]]],
     keep: np.ndarray,
 ) -> tuple[int, int]:
     """Write whole time chunks of the data variables (not ``frame_present``), on a worker.
@@ -334,56 +335,48 @@ def write_region(
         The store's layout.
     start, stop : int
         The region ``[start, stop)`` of store indices, whole time chunks.
-    frames : mapping
-        Variable name -> {store index: validated frame ``(H, W)`` float32}: the batch's
-        frames (views of the decoded arrays; not copied before the chunks are gathered).
-        Slots of the region with neither a frame nor a ``keep`` index are written NaN.
+    index : numpy.ndarray
+        Store indices of the batch's frames, shape ``(T,)`` int64.
+    frames : iterable of (int, mapping)
+        ``(store index, {variable: validated frame (H, W) float32})`` for each of ``index``,
+        in any order; consumed lazily (e.g. decoding file after file). A time chunk is written
+        as soon as its frames are all in, while the next ones are produced. Slots of the region
+        with neither a frame nor a ``keep`` index are written NaN.
     keep : numpy.ndarray
         Store indices in the region whose stored frames the batch leaves alone, shape ``(k,)``
         int64 (from ``frame_present`` as the client read it: no other task writes the region).
-        They are read back before the first chunk is written.
+        They are all read back before the first chunk is written.
 
     Returns
     -------
     (int, int)
-        The region ``[start, stop)``. A region is rewritten whole, each chunk replaced
-        atomically (:mod:`pipelines.ingest.chunks`); the caller marks its frames present
-        (:func:`mark_present`) after this returns: a crash in between leaves them absent and
-        the retry rewrites them.
+        The region ``[start, stop)``. Each chunk is replaced atomically
+        (:mod:`pipelines.ingest.chunks`) and holds only validated frames and the kept ones;
+        the caller marks the frames present (:func:`mark_present`) after this returns: a crash
+        or an error part-way leaves them absent, and the retry rewrites them.
     """
     tc = layout.time_chunk
     if start % tc or stop % tc or stop <= start:
         raise ValueError(f"region [{start}, {stop}) is not whole time chunks of {tc}")
-    if set(frames) != set(layout.variables):
-        raise ValueError(f"frames of {sorted(frames)}, the store has {list(layout.variables)}")
     group = zarr.open_group(path, mode="r+", use_consolidated=True)
     if group[voc.TIME].shape[0] < stop:
         raise ValueError(f"store {path} has {group[voc.TIME].shape[0]} frames, need {stop}")
     keep = np.asarray(keep, dtype="int64")
-    if keep.size and (keep.min() < start or keep.max() >= stop):
-        raise ValueError(f"keep indices {keep} are outside the region [{start}, {stop})")
-    for name in layout.variables:
-        slots = frames[name]
-        outside = [i for i in slots if not start <= i < stop]
-        clash = np.intersect1d(keep, np.fromiter(slots, dtype="int64", count=len(slots)))
-        if outside or clash.size:
-            raise ValueError(
-                f"{name}: frames at {outside or clash.tolist()} are outside the region "
-                f"[{start}, {stop}) or also in keep"
-            )
+    index = np.asarray(index, dtype="int64")
+    clash = np.intersect1d(keep, index)
+    if clash.size:
+        raise ValueError(f"store indices {clash} are both kept and written")
     arrays = {name: group[name] for name in layout.variables}
-    region: dict[str, list[np.ndarray | None]] = {}
-    for name, array in arrays.items():  # read every kept frame before writing any chunk
-        slots: list[np.ndarray | None] = [None] * (stop - start)
-        for index, frame in frames[name].items():
-            slots[index - start] = frame
-        if keep.size:
-            stored = array.get_orthogonal_selection((keep, slice(None), slice(None)))  # (k, H, W)
-            for index, frame in zip(keep, stored, strict=True):
-                slots[int(index) - start] = frame
-        region[name] = slots
-    for name, array in arrays.items():
-        write_frames(array, start, region[name])
+    stored = {  # every kept frame read before any chunk is written; (k, H, W) each
+        name: array.get_orthogonal_selection((keep, slice(None), slice(None)))
+        for name, array in arrays.items()
+        if keep.size
+    }
+    with ChunkWriter(arrays, start, stop, np.concatenate([index, keep])) as writer:
+        for i, slot in enumerate(keep.tolist()):
+            writer.put(slot, {name: values[i] for name, values in stored.items()})
+        for slot, values in frames:
+            writer.put(slot, values)
     log.debug("store %s: wrote frames %d..%d", path, start, stop)
     return start, stop
 
