@@ -21,10 +21,11 @@ chunk is encoded (on a few threads) as soon as its files are decoded, while the 
 are decoded. A file that went bad between the phases stops its batch there: chunks already
 written hold validated frames and the kept ones, the batch's frames stay marked absent, and
 the retry rewrites them. Tasks are sized by :func:`tasks_for` (several per worker).
-Re-decoding rather than spilling decoded
-frames to a temporary file keeps phase 2 independent of where phase 1 ran (a batch may be
-written by another machine than the one that validated its files) and needs no scratch disk
-proportional to the ingest; ``benchmarks/ingest_scaling.py`` measures what it costs.
+
+Re-decoding rather than spilling decoded frames to a temporary file keeps phase 2 independent
+of where phase 1 ran (a batch may be written by another machine than the one that validated
+its files) and needs no scratch disk proportional to the ingest;
+``benchmarks/ingest_scaling.py`` measures what it costs.
 """
 
 from __future__ import annotations
