@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 Encoder = Callable[[np.ndarray], bytes]
 """A chunk ``(t, y, x)`` of the array's dtype -> its encoded bytes."""
+Check = Callable[[str, np.ndarray, Sequence[str | None]], None]
+"""``(array name, gathered chunk (t, y, x), label of each time slot or None)``: raises if the
+chunk must not be written (run on the thread that encodes it, while the chunk is in cache)."""
 
 
 def chunk_encoder(array: zarr.Array) -> Encoder | None:
@@ -79,7 +82,11 @@ def _fill(array: zarr.Array) -> float:
 
 def _is_fill(chunk: np.ndarray, fill: float) -> bool:
     """True when every value of ``chunk`` is the fill value (NaN fill: every value NaN)."""
-    return bool(np.isnan(chunk).all()) if np.isnan(fill) else bool((chunk == fill).all())
+    flat = chunk.reshape(-1)
+    sample = flat[:: max(1, flat.size // 64)]  # a chunk with data almost always shows it here
+    if np.isnan(fill):
+        return bool(np.isnan(sample).all() and np.isnan(flat).all())
+    return bool((sample == fill).all() and (flat == fill).all())
 
 
 def _gather(
@@ -140,6 +147,10 @@ class ChunkWriter:
         value.
     threads : int, optional
         Chunks encoded at once (default: the number of CPU cores, at most 8).
+    check : callable, optional
+        Run on every gathered chunk before it is encoded (:data:`Check`); when it raises, that
+        chunk and every later one is left unwritten and the error is raised to the caller (at
+        the next :meth:`put` or on leaving the block).
 
     Raises
     ------
@@ -155,6 +166,7 @@ class ChunkWriter:
         stop: int,
         expected: np.ndarray,
         threads: int | None = None,
+        check: Check | None = None,
     ) -> None:
         first = next(iter(arrays.values()))
         layouts = {(tuple(a.shape), tuple(a.chunks)) for a in arrays.values()}
@@ -175,6 +187,9 @@ class ChunkWriter:
         self.slots: dict[str, list[np.ndarray | None]] = {
             n: [None] * (stop - start) for n in arrays
         }
+        self.labels: list[str | None] = [None] * (stop - start)  # names a slot in errors
+        self._check = check
+        self._failed: BaseException | None = None  # the first failed chunk's error
         self._expected = set(expected.tolist())
         chunks = (expected - start) // tc
         self._missing = np.bincount(chunks, minlength=(stop - start) // tc)  # (n_time_chunks,)
@@ -191,9 +206,11 @@ class ChunkWriter:
             self._submit(int(chunk))
         return self
 
-    def put(self, index: int, frames: Mapping[str, np.ndarray]) -> None:
+    def put(self, index: int, frames: Mapping[str, np.ndarray], label: str | None = None) -> None:
         """The frames ``(H, W)`` of time index ``index``, one per array (views are fine:
-        they are copied once, into their chunks)."""
+        they are copied once, into their chunks); ``label`` names them in a failed check."""
+        if self._failed is not None:
+            raise self._failed  # a chunk failed: stop producing frames
         if index not in self._expected:
             raise ValueError(f"slot {index} is not expected, or was put already")
         if set(frames) != set(self.arrays):
@@ -202,6 +219,7 @@ class ChunkWriter:
             if frame.shape != self.grid:
                 raise ValueError(f"{name}: frame of shape {frame.shape}, the grid is {self.grid}")
             self.slots[name][index - self.start] = frame
+        self.labels[index - self.start] = label
         self._expected.remove(index)
         chunk = (index - self.start) // self.tc
         self._missing[chunk] -= 1
@@ -211,10 +229,13 @@ class ChunkWriter:
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)  # every chunk submitted is finished or failed
+        if error is not None:
+            return  # the caller's error propagates
+        if self._failed is not None:
+            raise self._failed  # the first chunk that failed its check
         for future in self._futures:
-            if error is None:
-                future.result()  # re-raises the first failure
-        if error is None and self._expected:
+            future.result()  # re-raises an I/O or encoding failure
+        if self._expected:
             raise ValueError(f"no frame was put for slots {sorted(self._expected)[:5]}")
 
     @property
@@ -263,18 +284,33 @@ class ChunkWriter:
     ) -> int:
         tc, yc, xc = (int(c) for c in array.chunks)
         fill = _fill(array)
+        if self._failed is not None:
+            return 0  # another chunk failed: write nothing more
         chunk = _gather(self.slots[name], t0, yi * yc, xi * xc, (tc, yc, xc), array.dtype, fill)
+        self._run_check(name, chunk, t0)
         if not zarr.config.get("array.write_empty_chunks") and _is_fill(chunk, fill):
             target.unlink(missing_ok=True)  # what Zarr does with an all-fill chunk
             return 0
         _write_atomic(target, encode(chunk))
         return 1
 
+    def _run_check(self, name: str, chunk: np.ndarray, t0: int) -> None:
+        if self._check is None:
+            return
+        try:
+            self._check(name, chunk, self.labels[t0 : t0 + self.tc])
+        except BaseException as error:
+            if self._failed is None:
+                self._failed = error
+            raise
+
     def _through_zarr(self, name: str, array: zarr.Array, t0: int) -> int:
         """The general path: the ``(tc, H, W)`` block of the time chunk, written by Zarr."""
-        block = _gather(
-            self.slots[name], t0, 0, 0, (self.tc, *self.grid), array.dtype, _fill(array)
-        )
+        if self._failed is not None:
+            return 0
+        fill = _fill(array)
+        block = _gather(self.slots[name], t0, 0, 0, (self.tc, *self.grid), array.dtype, fill)
+        self._run_check(name, block, t0)
         array[self.start + t0 : self.start + t0 + self.tc] = block
         return -(-self.grid[0] // int(array.chunks[1])) * -(-self.grid[1] // int(array.chunks[2]))
 

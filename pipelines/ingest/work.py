@@ -105,8 +105,13 @@ def decode_file(
     file: SourceFile,
     lo: pd.Timestamp | None,
     hi: pd.Timestamp | None,
+    check_values: bool = True,
 ) -> tuple[Any, pd.DatetimeIndex, dict[str, np.ndarray], dict[str, tuple[float, float]]]:
     """Decode and validate one file; frames outside ``[lo, hi]`` are left out.
+
+    ``check_values=False`` (phase 2) leaves the value-range check to the chunk writer, which
+    makes it on each chunk before writing it (:func:`pipelines.ingest.writer.write_region`);
+    ``ranges`` is then empty. Dataset readers are always checked in full.
 
     Returns
     -------
@@ -141,13 +146,15 @@ def decode_file(
         times = pd.DatetimeIndex(raw[voc.TIME].values)
         data = {name: np.asarray(raw[name].values) for name in spec.variable_names}
     else:
-        times, data = wr.validate_arrays(raw.times, raw.data, spec, file.path, file.time, ranges)
+        times, data = wr.validate_arrays(
+            raw.times, raw.data, spec, file.path, file.time, ranges, check_values
+        )
     if file.time is None and (lo is not None or hi is not None):
         inside = np.asarray((lo is None or times >= lo) & (hi is None or times <= hi))
         times = times[inside]
         data = {name: values[inside] for name, values in data.items()}
         ranges = {}
-    for name, values in data.items():
+    for name, values in data.items() if check_values else ():
         if name not in ranges:  # frames left out, or a Dataset reader: two more passes
             lowest = float(np.fmin.reduce(values, axis=None)) if values.size else np.nan
             highest = float(np.fmax.reduce(values, axis=None)) if values.size else np.nan
@@ -272,18 +279,20 @@ def write_batch(
     index = layout.index_of(np.concatenate([m.times.values for m in members]))  # (T,)
     start, stop = int(index.min()) // tc * tc, (int(index.max()) // tc + 1) * tc
 
-    def frames() -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    def frames() -> Iterator[tuple[int, dict[str, np.ndarray], str]]:
         """Decode and check the batch's files one by one (a chunk is written once its
         files are done, while the next files are decoded)."""
         for member in members:
             source = SourceFile(member.expected_time, member.path)
-            _, got, data, _ = decode_file(spec, read, source, lo, hi)
+            _, got, data, _ = decode_file(spec, read, source, lo, hi, check_values=False)
             if not got.equals(member.times):
                 raise IngestError(f"{member.path}: changed while being ingested (times differ)")
             for i, slot in enumerate(layout.index_of(got).tolist()):
-                yield slot, {name: values[i] for name, values in data.items()}  # (H, W) views
+                views = {name: values[i] for name, values in data.items()}  # (H, W) each
+                yield slot, views, member.path
 
-    wr.write_region(path, layout, start, stop, index, frames(), keep)
+    # values are range-checked on each chunk, in the encoding threads, before it is written
+    wr.write_region(path, layout, start, stop, index, frames(), keep, spec.variables)
     return start, stop, index
 
 

@@ -27,7 +27,7 @@ the retry rewrites them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,8 +38,8 @@ import zarr
 
 from data_catalog import vocabulary as voc
 from data_catalog.crs import crs_label
-from data_catalog.spec import SourceSpec
-from pipelines.ingest.chunks import ChunkWriter
+from data_catalog.spec import SourceSpec, VariableSpec
+from pipelines.ingest.chunks import Check, ChunkWriter
 from pipelines.ingest.store import FRAME_PRESENT, StoreLayout
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,7 @@ def validate_arrays(
     label: str,
     expected_time: pd.Timestamp | None = None,
     ranges: dict[str, tuple[float, float]] | None = None,
+    check_values: bool = True,
 ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
     """Check decoded arrays (a reader's ``Frames``) against ``spec``.
 
@@ -190,6 +191,9 @@ def validate_arrays(
     ranges : dict, optional
         Filled with variable name -> ``(min, max)`` of the finite values (NaN if none): the
         passes the range check makes anyway.
+    check_values : bool
+        False skips the infinite / ``valid_range`` check (and ``ranges``): for a caller that
+        checks every value itself before writing it (:func:`write_region`'s ``variables``).
 
     Returns
     -------
@@ -223,9 +227,10 @@ def validate_arrays(
         ):
             raise IngestError(f"{label}: variable {var.name!r} has dtype {values.dtype}")
         values = values.astype("float32", copy=False)  # the store's dtype (ARCHITECTURE.md)
-        extremes = _check_values(values, var.name, var.valid_range, var.units, label)
-        if ranges is not None:
-            ranges[var.name] = extremes
+        if check_values:
+            extremes = _check_values(values, var.name, var.valid_range, var.units, label)
+            if ranges is not None:
+                ranges[var.name] = extremes
         out[var.name] = values
     return index, out
 
@@ -322,8 +327,9 @@ def write_region(
     start: int,
     stop: int,
     index: np.ndarray,
-    frames: Iterable[tuple[int, Mapping[str, np.ndarray]]],
+    frames: Iterable[tuple[int, Mapping[str, np.ndarray], str]],
     keep: np.ndarray,
+    variables: Sequence[VariableSpec] = (),
 ) -> tuple[int, int]:
     """Write whole time chunks of the data variables (not ``frame_present``), on a worker.
 
@@ -337,15 +343,19 @@ def write_region(
         The region ``[start, stop)`` of store indices, whole time chunks.
     index : numpy.ndarray
         Store indices of the batch's frames, shape ``(T,)`` int64.
-    frames : iterable of (int, mapping)
-        ``(store index, {variable: validated frame (H, W) float32})`` for each of ``index``,
-        in any order; consumed lazily (e.g. decoding file after file). A time chunk is written
-        as soon as its frames are all in, while the next ones are produced. Slots of the region
-        with neither a frame nor a ``keep`` index are written NaN.
+    frames : iterable of (int, mapping, str)
+        ``(store index, {variable: validated frame (H, W) float32}, file)`` for each of
+        ``index``, in any order; consumed lazily (e.g. decoding file after file). A time chunk
+        is written as soon as its frames are all in, while the next ones are produced. Slots of
+        the region with neither a frame nor a ``keep`` index are written NaN.
     keep : numpy.ndarray
         Store indices in the region whose stored frames the batch leaves alone, shape ``(k,)``
         int64 (from ``frame_present`` as the client read it: no other task writes the region).
         They are all read back before the first chunk is written.
+    variables : sequence of VariableSpec, optional
+        The catalog variables whose ``valid_range`` every chunk is checked against (infinite
+        or out-of-range values raise :class:`IngestError` naming the file) on the thread that
+        encodes it, before it is written: the frames need no range check of their own.
 
     Returns
     -------
@@ -372,13 +382,35 @@ def write_region(
         for name, array in arrays.items()
         if keep.size
     }
-    with ChunkWriter(arrays, start, stop, np.concatenate([index, keep])) as writer:
+    check = _chunk_check(variables) if variables else None
+    expected = np.concatenate([index, keep])
+    with ChunkWriter(arrays, start, stop, expected, check=check) as writer:
         for i, slot in enumerate(keep.tolist()):
-            writer.put(slot, {name: values[i] for name, values in stored.items()})
-        for slot, values in frames:
-            writer.put(slot, values)
+            writer.put(slot, {name: values[i] for name, values in stored.items()}, path)
+        for slot, values, label in frames:
+            writer.put(slot, values, label)
     log.debug("store %s: wrote frames %d..%d", path, start, stop)
     return start, stop
+
+
+def _chunk_check(variables: Sequence[VariableSpec]) -> Check:
+    """The range check of :func:`validate_arrays` on a gathered chunk ``(t, y, x)``."""
+    by_name = {var.name: var for var in variables}
+
+    def check(name: str, chunk: np.ndarray, labels: Sequence[str | None]) -> None:
+        var = by_name[name]
+        lo, hi = var.valid_range
+        smallest = np.fmin.reduce(chunk, axis=None)  # NaN-skipping, NaN only if all NaN
+        largest = np.fmax.reduce(chunk, axis=None)
+        if np.isnan(smallest) or (
+            np.isfinite(smallest) and np.isfinite(largest) and lo <= smallest and largest <= hi
+        ):
+            return
+        for t, label in enumerate(labels):  # find the frame: _check_values names the problem
+            _check_values(chunk[t], name, var.valid_range, var.units, str(label))
+        raise IngestError(f"{name}: values outside [{lo}, {hi}] in a chunk of {labels}")
+
+    return check
 
 
 def mark_present(flags: zarr.Array, present: np.ndarray, start: int, stop: int) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
-from pipelines.ingest.chunks import chunk_encoder, write_frames
+from pipelines.ingest.chunks import ChunkWriter, chunk_encoder, write_frames
 
 pytestmark = pytest.mark.timeout(60)
 SHAPE = (8, 13, 10)  # (T, H, W): 13 x 10 is not a multiple of the 5 x 4 chunks (edge chunks)
@@ -94,3 +94,22 @@ def test_regions_that_are_not_whole_chunks_or_frames_of_another_grid_are_refused
     with pytest.raises(ValueError, match=r"frame of shape \(13, 9\)"):
         write_frames(ours, 0, [np.zeros((13, 9), "float32")] * 4)
     assert _files(tmp_path / "ours.zarr").keys() == {"zarr.json"}  # nothing written
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_failed_check_leaves_that_chunk_and_later_ones_unwritten(tmp_path, threads):
+    ours = _array(tmp_path / "ours.zarr")
+    ones = np.ones(SHAPE[1:], "float32")
+
+    def check(name, chunk, labels):
+        if "bad" in labels:
+            raise ValueError(f"{name}: bad frame among {list(labels)}")
+
+    with (
+        pytest.raises(ValueError, match=r"v: bad frame among \['ok', 'bad', 'ok', 'ok'\]"),
+        ChunkWriter({"v": ours}, 0, 8, np.arange(8), threads=threads, check=check) as writer,
+    ):
+        for i in range(8):
+            writer.put(i, {"v": ones}, "bad" if i == 5 else "ok")
+    written = set(_files(tmp_path / "ours.zarr")) - {"zarr.json"}
+    assert written == {f"c/0/{y}/{x}" for y in range(3) for x in range(3)}  # time chunk 0 only
