@@ -105,16 +105,18 @@ def _validate_all(
         the first problem, so a systematically wrong catalog entry fails fast.
     """
     summaries: list[FileSummary | None] = [None] * len(files)
+    size = work.tasks_for(len(files), runner.workers, work.MAX_FILES_PER_TASK)  # files per task
+    groups = [files[i : i + size] for i in range(0, len(files), size)]
     bar = tqdm(total=len(files), desc=f"check {spec.name}", unit="file", disable=not progress)
     try:
-        bad: list[int] = []  # numbers of the files with a problem (stops the submissions)
-        jobs = ((spec, read, file, lo, hi, store) for file in files)
-        for number, future in runner.stream(work.inspect_file, _until(jobs, bad)):
-            summary = future.result()  # re-raises a transient I/O error
-            summaries[number] = summary
-            if summary.problem is not None:
+        bad: list[int] = []  # numbers of the groups with a problem (stops the submissions)
+        jobs = ((spec, read, group, lo, hi, store) for group in groups)
+        for number, future in runner.stream(work.inspect_files, _until(jobs, bad)):
+            group_summaries = future.result()  # re-raises a transient I/O error
+            summaries[number * size : number * size + len(group_summaries)] = group_summaries
+            if any(summary.problem is not None for summary in group_summaries):
                 bad.append(number)
-            bar.update(1)
+            bar.update(len(group_summaries))
     finally:
         bar.close()
     problems = [s for s in summaries if s is not None and s.problem is not None]
@@ -148,19 +150,27 @@ def _check_unique(files: Sequence[FileSummary]) -> None:
 
 
 def _batches(
-    files: Sequence[FileSummary], layout: st.StoreLayout, frame_bytes: int, batch_bytes: int
+    files: Sequence[FileSummary],
+    layout: st.StoreLayout,
+    frame_bytes: int,
+    batch_bytes: int,
+    workers: int = 1,
 ) -> list[list[int]]:
     """Group file indices into batches of whole time chunks of about ``batch_bytes``.
 
-    A file whose frames span several chunks (a multi-frame file) goes to the batch of its
-    first chunk together with every file sharing any of its chunks.
+    Batches are made smaller (down to one chunk) when that gives each of ``workers`` worker
+    threads :data:`~pipelines.ingest.work.TASKS_PER_WORKER` batches. A file whose frames span
+    several chunks (a multi-frame file) goes to the batch of its first chunk together with
+    every file sharing any of its chunks.
     """
     chunk_frames = layout.time_chunk
-    per_batch = max(1, batch_bytes // max(1, frame_bytes * chunk_frames))  # chunks per batch
     spans = []
     for i, frames in enumerate(files):
         idx = layout.index_of(frames.times) // chunk_frames
         spans.append((int(idx.min()), int(idx.max()), i))
+    chunks = len({c for c0, c1, _ in spans for c in range(c0, c1 + 1)})  # time chunks written
+    by_bytes = max(1, batch_bytes // max(1, frame_bytes * chunk_frames))
+    per_batch = work.tasks_for(chunks, workers, by_bytes)  # chunks per batch
     spans.sort()
     batches: list[list[int]] = []
     current: list[int] = []
@@ -206,11 +216,12 @@ def _write_all(
         jobs.append((spec, read, path, layout, files, keep, lo, hi))
     total = sum(len(kept[i].times) for members in batches for i in members)
     bar = tqdm(total=total, desc=f"write {spec.name}", unit="frame", disable=not progress)
+    flags = wr.open_present(path)
     try:
         for _, future in runner.stream(work.write_batch, jobs):
             start, stop, index = future.result()
             present[index] = True
-            wr.mark_present(path, present, start, stop)
+            wr.mark_present(flags, present, start, stop)
             bar.update(len(index))
     finally:
         bar.close()
@@ -345,7 +356,7 @@ def ingest_source(
         before = wr.frame_present_mask(path)
         present = before.copy()
         frame_bytes = 4 * spec.grid.shape[0] * spec.grid.shape[1] * len(spec.variables)
-        batches = _batches(kept, layout, frame_bytes, batch_bytes)
+        batches = _batches(kept, layout, frame_bytes, batch_bytes, runner.workers)
         _write_all(spec, read, path, layout, kept, batches, present, lo, hi, runner, progress)
         first, last = all_times[0], all_times[-1]
         group = zarr.open_group(path, mode="r+", use_consolidated=True)

@@ -12,14 +12,20 @@ KiB pickled), run on one of three executors (:func:`task_executor`):
   cluster's workers (threads or processes, on this or other machines). The store must then be
   on storage the workers can write (a shared file system or an object store).
 
-Phase 1 (:func:`inspect_file`) decodes and validates one file and returns a
-:class:`FileSummary` (its timestamps, value ranges, masked-pixel count, or the problem).
-Phase 2 (:func:`write_batch`) decodes the files of one batch of whole time chunks *again*,
-checks they still give the timestamps phase 1 saw, and writes the batch's region with
-:func:`pipelines.ingest.writer.write_region`. Re-decoding rather than spilling decoded
-frames to a temporary file keeps phase 2 independent of where phase 1 ran (a batch may be
-written by another machine than the one that validated its files) and needs no scratch disk
-proportional to the ingest; ``benchmarks/ingest_scaling.py`` measures what it costs.
+Phase 1 (:func:`inspect_files`, a group of files per task) decodes and validates each file
+and returns a :class:`FileSummary` per file (its timestamps, value ranges, masked-pixel count,
+or the problem). Phase 2 (:func:`write_batch`) decodes the files of one batch of whole time
+chunks *again*, validates them again and checks they still give the timestamps phase 1 saw,
+and writes the batch's region with :func:`pipelines.ingest.writer.write_region`: each time
+chunk is encoded (on a few threads) as soon as its files are decoded, while the next files
+are decoded. A file that went bad between the phases stops its batch there: chunks already
+written hold validated frames and the kept ones, the batch's frames stay marked absent, and
+the retry rewrites them. Tasks are sized by :func:`tasks_for` (several per worker).
+
+Re-decoding rather than spilling decoded frames to a temporary file keeps phase 2 independent
+of where phase 1 ran (a batch may be written by another machine than the one that validated
+its files) and needs no scratch disk proportional to the ingest;
+``benchmarks/ingest_scaling.py`` measures what it costs.
 """
 
 from __future__ import annotations
@@ -55,6 +61,14 @@ LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "single-threaded")
 IN_FLIGHT_PER_WORKER = 2
 """Tasks submitted ahead per worker thread: keeps workers busy while the client bounds the
 number of pending futures (and so its memory) however many files there are."""
+TASKS_PER_WORKER = 4
+"""Phase 1 and 2 are cut into at least this many tasks per worker thread (when there are
+enough files / time chunks): fewer, larger tasks pay less per-task overhead (a ``distributed``
+task costs a few ms of scheduling and round trips, as much as decoding a small file), while
+four per worker keeps the last tasks from leaving workers idle."""
+MAX_FILES_PER_TASK = 16
+"""At most this many files are checked by one phase-1 task (the granularity of the fail-fast
+stop after a bad file, and of the progress bar)."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +105,13 @@ def decode_file(
     file: SourceFile,
     lo: pd.Timestamp | None,
     hi: pd.Timestamp | None,
+    check_values: bool = True,
 ) -> tuple[Any, pd.DatetimeIndex, dict[str, np.ndarray], dict[str, tuple[float, float]]]:
     """Decode and validate one file; frames outside ``[lo, hi]`` are left out.
+
+    ``check_values=False`` (phase 2) leaves the value-range check to the chunk writer, which
+    makes it on each chunk before writing it (:func:`pipelines.ingest.writer.write_region`);
+    ``ranges`` is then empty. Dataset readers are always checked in full.
 
     Returns
     -------
@@ -127,13 +146,15 @@ def decode_file(
         times = pd.DatetimeIndex(raw[voc.TIME].values)
         data = {name: np.asarray(raw[name].values) for name in spec.variable_names}
     else:
-        times, data = wr.validate_arrays(raw.times, raw.data, spec, file.path, file.time, ranges)
+        times, data = wr.validate_arrays(
+            raw.times, raw.data, spec, file.path, file.time, ranges, check_values
+        )
     if file.time is None and (lo is not None or hi is not None):
         inside = np.asarray((lo is None or times >= lo) & (hi is None or times <= hi))
         times = times[inside]
         data = {name: values[inside] for name, values in data.items()}
         ranges = {}
-    for name, values in data.items():
+    for name, values in data.items() if check_values else ():
         if name not in ranges:  # frames left out, or a Dataset reader: two more passes
             lowest = float(np.fmin.reduce(values, axis=None)) if values.size else np.nan
             highest = float(np.fmax.reduce(values, axis=None)) if values.size else np.nan
@@ -193,6 +214,24 @@ def inspect_file(
     return FileSummary(file.path, file.time, times, ranges, masked_pixels(raw, times))
 
 
+def inspect_files(
+    spec: SourceSpec,
+    read: Reader,
+    files: Sequence[SourceFile],
+    lo: pd.Timestamp | None,
+    hi: pd.Timestamp | None,
+    store: tuple[str, str] | None = None,
+) -> list[FileSummary]:
+    """Phase 1 on a worker for a group of files (one task): :func:`inspect_file` of each."""
+    return [inspect_file(spec, read, file, lo, hi, store) for file in files]
+
+
+def tasks_for(items: int, workers: int, largest: int) -> int:
+    """Items per task: enough tasks for :data:`TASKS_PER_WORKER` per worker, at most
+    ``largest`` items each, at least one."""
+    return max(1, min(largest, -(-items // (TASKS_PER_WORKER * max(1, workers)))))
+
+
 def grid_of_file(spec: SourceSpec, read: Reader, file: SourceFile) -> xr.Dataset:
     """Coords, ``crs`` and variable attrs of one file's frames (what a store template needs).
 
@@ -239,23 +278,21 @@ def write_batch(
     tc = layout.time_chunk
     index = layout.index_of(np.concatenate([m.times.values for m in members]))  # (T,)
     start, stop = int(index.min()) // tc * tc, (int(index.max()) // tc + 1) * tc
-    shape = (stop - start, *spec.grid.shape)  # (T_region, H, W)
-    blocks = {name: np.empty(shape, dtype="float32") for name in spec.variable_names}
-    filled = np.zeros(stop - start, dtype=bool)
-    for member in members:
-        source = SourceFile(member.expected_time, member.path)
-        _, got, data, _ = decode_file(spec, read, source, lo, hi)
-        if not got.equals(member.times):
-            raise IngestError(f"{member.path}: changed while being ingested (times differ)")
-        slots = layout.index_of(got) - start
-        for name, block in blocks.items():
-            block[slots] = data[name]  # the one copy of each decoded frame
-        filled[slots] = True
-    empty = ~filled
-    empty[np.asarray(keep, dtype="int64") - start] = False  # read back by write_region
-    for block in blocks.values():
-        block[empty] = np.nan
-    wr.write_region(path, layout, start, blocks, keep)
+
+    def frames() -> Iterator[tuple[int, dict[str, np.ndarray], str]]:
+        """Decode and check the batch's files one by one (a chunk is written once its
+        files are done, while the next files are decoded)."""
+        for member in members:
+            source = SourceFile(member.expected_time, member.path)
+            _, got, data, _ = decode_file(spec, read, source, lo, hi, check_values=False)
+            if not got.equals(member.times):
+                raise IngestError(f"{member.path}: changed while being ingested (times differ)")
+            for i, slot in enumerate(layout.index_of(got).tolist()):
+                views = {name: values[i] for name, values in data.items()}  # (H, W) each
+                yield slot, views, member.path
+
+    # values are range-checked on each chunk, in the encoding threads, before it is written
+    wr.write_region(path, layout, start, stop, index, frames(), keep, spec.variables)
     return start, stop, index
 
 
@@ -273,11 +310,24 @@ class _InlineExecutor(cf.Executor):
 
 @dataclass(frozen=True)
 class Runner:
-    """An executor and how many tasks to keep in flight on it."""
+    """An executor, how many tasks to keep in flight on it and how many run at once.
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor
+        Runs the tasks.
+    in_flight : int
+        Tasks submitted ahead (bounds the client's pending futures).
+    kind : str
+        Description for the report (``threads (2)``, ``distributed (2 threads)``).
+    workers : int
+        Tasks that run at once (worker threads): sizes the tasks (:func:`tasks_for`).
+    """
 
     executor: cf.Executor
     in_flight: int
     kind: str
+    workers: int = 1
 
     def stream(
         self, fn: Callable[..., Any], jobs: Iterable[tuple[Any, ...]]
@@ -330,10 +380,10 @@ def task_executor(scheduler: Any = None) -> Iterator[Runner]:
     if scheduler is None or scheduler == "threads":
         threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
         with cf.ThreadPoolExecutor(threads, thread_name_prefix="ingest") as pool:
-            yield Runner(pool, IN_FLIGHT_PER_WORKER * threads, f"threads ({threads})")
+            yield Runner(pool, IN_FLIGHT_PER_WORKER * threads, f"threads ({threads})", threads)
         return
     if scheduler in LOCAL_SCHEDULERS:
-        yield Runner(_InlineExecutor(), 1, "synchronous")
+        yield Runner(_InlineExecutor(), 1, "synchronous", 1)
         return
     if isinstance(scheduler, str):
         if "://" not in scheduler:
@@ -361,4 +411,5 @@ def task_executor(scheduler: Any = None) -> Iterator[Runner]:
 def _client_runner(client: Any) -> Runner:
     threads = max(1, sum(client.nthreads().values()))
     executor = client.get_executor(pure=False)  # a retried batch must run again
-    return Runner(executor, IN_FLIGHT_PER_WORKER * threads, f"distributed ({threads} threads)")
+    kind = f"distributed ({threads} threads)"
+    return Runner(executor, IN_FLIGHT_PER_WORKER * threads, kind, threads)

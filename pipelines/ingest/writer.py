@@ -18,7 +18,8 @@ Writing (:func:`write_region`) puts a batch of frames at the indices its timesta
 determine. The region is the batch's span rounded out to whole time chunks; slots of the region
 that the batch does not cover keep what the store already holds (read back and merged), so
 overlapping or repeated ingests never lose or duplicate a frame. Workers write the data
-variables of disjoint regions (whole chunks, straight through ``zarr``); the client then sets
+variables of disjoint regions (whole chunks gathered from the decoded frames, each replaced
+atomically: :mod:`pipelines.ingest.chunks`); the client then sets
 ``frame_present`` (:func:`mark_present`): a crash in between leaves frames marked absent, and
 the retry rewrites them.
 """
@@ -26,7 +27,7 @@ the retry rewrites them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,8 @@ import zarr
 
 from data_catalog import vocabulary as voc
 from data_catalog.crs import crs_label
-from data_catalog.spec import SourceSpec
+from data_catalog.spec import SourceSpec, VariableSpec
+from pipelines.ingest.chunks import Check, ChunkWriter
 from pipelines.ingest.store import FRAME_PRESENT, StoreLayout
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,7 @@ def validate_arrays(
     label: str,
     expected_time: pd.Timestamp | None = None,
     ranges: dict[str, tuple[float, float]] | None = None,
+    check_values: bool = True,
 ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
     """Check decoded arrays (a reader's ``Frames``) against ``spec``.
 
@@ -188,6 +191,9 @@ def validate_arrays(
     ranges : dict, optional
         Filled with variable name -> ``(min, max)`` of the finite values (NaN if none): the
         passes the range check makes anyway.
+    check_values : bool
+        False skips the infinite / ``valid_range`` check (and ``ranges``): for a caller that
+        checks every value itself before writing it (:func:`write_region`'s ``variables``).
 
     Returns
     -------
@@ -221,9 +227,10 @@ def validate_arrays(
         ):
             raise IngestError(f"{label}: variable {var.name!r} has dtype {values.dtype}")
         values = values.astype("float32", copy=False)  # the store's dtype (ARCHITECTURE.md)
-        extremes = _check_values(values, var.name, var.valid_range, var.units, label)
-        if ranges is not None:
-            ranges[var.name] = extremes
+        if check_values:
+            extremes = _check_values(values, var.name, var.valid_range, var.units, label)
+            if ranges is not None:
+                ranges[var.name] = extremes
         out[var.name] = values
     return index, out
 
@@ -318,8 +325,11 @@ def write_region(
     path: str,
     layout: StoreLayout,
     start: int,
-    blocks: Mapping[str, np.ndarray],
+    stop: int,
+    index: np.ndarray,
+    frames: Iterable[tuple[int, Mapping[str, np.ndarray], str]],
     keep: np.ndarray,
+    variables: Sequence[VariableSpec] = (),
 ) -> tuple[int, int]:
     """Write whole time chunks of the data variables (not ``frame_present``), on a worker.
 
@@ -329,53 +339,104 @@ def write_region(
         Store path; its time axis must already cover the region (see ``store.grow``).
     layout : StoreLayout
         The store's layout.
-    start : int
-        First store index of the region, a multiple of the time chunk.
-    blocks : mapping
-        Variable name -> float32 array ``(T_region, H, W)``, ``T_region`` a multiple of the
-        time chunk: the region's frames, NaN in slots without one. Slots in ``keep`` are
-        overwritten here with what the store holds.
+    start, stop : int
+        The region ``[start, stop)`` of store indices, whole time chunks.
+    index : numpy.ndarray
+        Store indices of the batch's frames, shape ``(T,)`` int64.
+    frames : iterable of (int, mapping, str)
+        ``(store index, {variable: validated frame (H, W) float32}, file)`` for each of
+        ``index``, in any order; consumed lazily (e.g. decoding file after file). A time chunk
+        is written as soon as its frames are all in, while the next ones are produced. Slots of
+        the region with neither a frame nor a ``keep`` index are written NaN.
     keep : numpy.ndarray
         Store indices in the region whose stored frames the batch leaves alone, shape ``(k,)``
         int64 (from ``frame_present`` as the client read it: no other task writes the region).
+        They are all read back before the first chunk is written.
+    variables : sequence of VariableSpec, optional
+        The catalog variables whose ``valid_range`` every chunk is checked against (infinite
+        or out-of-range values raise :class:`IngestError` naming the file) on the thread that
+        encodes it, before it is written: the frames need no range check of their own.
 
     Returns
     -------
     (int, int)
-        The region ``[start, stop)``. A region is rewritten whole, so a chunk is never
-        written partially; the caller marks its frames present (:func:`mark_present`) after
-        this returns: a crash in between leaves them absent and the retry rewrites them.
+        The region ``[start, stop)``. Each chunk is replaced atomically
+        (:mod:`pipelines.ingest.chunks`) and holds only validated frames and the kept ones;
+        the caller marks the frames present (:func:`mark_present`) after this returns: a crash
+        or an error part-way leaves them absent, and the retry rewrites them.
     """
     tc = layout.time_chunk
-    length = {block.shape[0] for block in blocks.values()}
-    if len(length) != 1 or start % tc or next(iter(length)) % tc:
-        raise ValueError(f"region at {start} of lengths {length} is not whole time chunks of {tc}")
-    stop = start + length.pop()
+    if start % tc or stop % tc or stop <= start:
+        raise ValueError(f"region [{start}, {stop}) is not whole time chunks of {tc}")
     group = zarr.open_group(path, mode="r+", use_consolidated=True)
     if group[voc.TIME].shape[0] < stop:
         raise ValueError(f"store {path} has {group[voc.TIME].shape[0]} frames, need {stop}")
     keep = np.asarray(keep, dtype="int64")
-    if keep.size and (keep.min() < start or keep.max() >= stop):
-        raise ValueError(f"keep indices {keep} are outside the region [{start}, {stop})")
-    for name in layout.variables:
-        block = blocks[name]
-        if keep.size:
-            block[keep - start] = group[name].get_orthogonal_selection(
-                (keep, slice(None), slice(None))
-            )
-        group[name][start:stop] = block
+    index = np.asarray(index, dtype="int64")
+    clash = np.intersect1d(keep, index)
+    if clash.size:
+        raise ValueError(f"store indices {clash} are both kept and written")
+    arrays = {name: group[name] for name in layout.variables}
+    stored = {  # every kept frame read before any chunk is written; (k, H, W) each
+        name: array.get_orthogonal_selection((keep, slice(None), slice(None)))
+        for name, array in arrays.items()
+        if keep.size
+    }
+    check = _chunk_check(variables) if variables else None
+    expected = np.concatenate([index, keep])
+    with ChunkWriter(arrays, start, stop, expected, check=check) as writer:
+        for i, slot in enumerate(keep.tolist()):
+            writer.put(slot, {name: values[i] for name, values in stored.items()}, path)
+        for slot, values, label in frames:
+            writer.put(slot, values, label)
     log.debug("store %s: wrote frames %d..%d", path, start, stop)
     return start, stop
 
 
-def mark_present(path: str, present: np.ndarray, start: int, stop: int) -> None:
+def _chunk_check(variables: Sequence[VariableSpec]) -> Check:
+    """The range check of :func:`validate_arrays` on a gathered chunk ``(t, y, x)``."""
+    by_name = {var.name: var for var in variables}
+
+    def check(name: str, chunk: np.ndarray, labels: Sequence[str | None]) -> None:
+        var = by_name[name]
+        lo, hi = var.valid_range
+        smallest = np.fmin.reduce(chunk, axis=None)  # NaN-skipping, NaN only if all NaN
+        largest = np.fmax.reduce(chunk, axis=None)
+        if np.isnan(smallest) or (
+            np.isfinite(smallest) and np.isfinite(largest) and lo <= smallest and largest <= hi
+        ):
+            return
+        for t, label in enumerate(labels):  # find the frame: _check_values names the problem
+            _check_values(chunk[t], name, var.valid_range, var.units, str(label))
+        raise IngestError(f"{name}: values outside [{lo}, {hi}] in a chunk of {labels}")
+
+    return check
+
+
+def mark_present(flags: zarr.Array, present: np.ndarray, start: int, stop: int) -> None:
     """Write ``present[start:stop]`` into the store's ``frame_present`` (the client's copy).
 
     Called by the client after a region's data are written: a crash in between leaves the
     frames marked absent, and the retry rewrites them.
+
+    Parameters
+    ----------
+    flags : zarr.Array
+        The store's ``frame_present`` opened for writing (:func:`open_present`), opened once
+        per ingest rather than once per region.
+    present : numpy.ndarray
+        The client's ``frame_present``, shape ``(T,)`` bool.
     """
+    flags[start:stop] = present[start:stop]
+
+
+def open_present(path: str) -> zarr.Array:
+    """The ``frame_present`` array of the store at ``path``, opened for writing."""
     group = zarr.open_group(path, mode="r+", use_consolidated=True)
-    group[FRAME_PRESENT][start:stop] = present[start:stop]
+    array = group[FRAME_PRESENT]
+    if not isinstance(array, zarr.Array):
+        raise ValueError(f"store {path}: {FRAME_PRESENT!r} is a group, not an array")
+    return array
 
 
 def frame_present_mask(path: str) -> np.ndarray:

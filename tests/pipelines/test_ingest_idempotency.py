@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 
@@ -149,6 +150,43 @@ def test_crash_after_first_region_write_leaves_readable_store_and_retry_complete
     present = ds["frame_present"].values
     assert ds.sizes["time"] == 32 and int(present.sum()) == 4
     assert np.isnan(ds["precipitation_rate"].values[~present]).all()
+    _ingest(spec, path)
+    _assert_same_store(path, reference)
+
+
+def test_a_file_changed_before_its_batch_is_written_loses_no_stored_frame(
+    spec, tmp_path, reference
+):
+    """Phase 2 checks each file again: a file that went bad after phase 1 stops its batch part
+    way (the batch's first time chunk is already written); stored frames stay, the batch's
+    frames stay marked absent, and the retry completes the store."""
+    path = tmp_path / "changed.zarr"
+    _ingest(spec, path, end=TIMES[9])  # slots 0..9 stored and marked present
+    stored = xr.open_zarr(path)["precipitation_rate"].values[:10]
+    changed = TIMES[13].strftime(spec.path)  # time chunk 3, in the batch of chunks 2 and 3
+    reads: collections.Counter[str] = collections.Counter()
+
+    def reader(file, source):
+        frames = read_npy(file, source)
+        reads[file] += 1
+        if file == changed and reads[file] == 2:  # phase 2's read: the file changed
+            frames.data["precipitation_rate"][:] = 5000.0  # outside valid_range [0, 1000]
+        return frames
+
+    with pytest.raises(IngestError, match=f"{changed}.*outside the valid range"):
+        ingest_source(
+            spec,
+            store_path=str(path),
+            reader=reader,
+            progress=False,
+            scheduler="synchronous",  # batches of two time chunks, written in order
+            batch_bytes=8 * FRAME_BYTES,
+        )
+    ds = xr.open_zarr(path)
+    present = ds["frame_present"].values
+    assert present[:10].all() and not present[10:].any()
+    np.testing.assert_array_equal(ds["precipitation_rate"].values[:10], stored)
+    assert not (ds["precipitation_rate"].values == 5000.0).any()
     _ingest(spec, path)
     _assert_same_store(path, reference)
 
