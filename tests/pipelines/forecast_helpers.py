@@ -130,17 +130,11 @@ class RecordingPredictor(list):
         return fake_predict(loaded, frames, horizon)
 
 
-def tiny_checkpoint(path: Path, *, in_frames: int = 4, out_frames: int = 3, shape=(32, 32)) -> Path:
-    """Save a real, randomly initialised tiny SimVP checkpoint (seeded)."""
-    import torch
-
-    from simvp_model.checkpoint import save_checkpoint
+def tiny_config(in_frames: int, out_frames: int, shape: tuple[int, int], **config: object):
+    """The tiny one-channel :class:`SimVPConfig` of the checkpoint and pretrained-model helpers."""
     from simvp_model.config import SimVPConfig
-    from simvp_model.model import SimVP
-    from simvp_model.normalisation import Normalisation
 
-    torch.manual_seed(0)
-    config = SimVPConfig(
+    return SimVPConfig(
         in_frames=in_frames,
         out_frames=out_frames,
         channels=1,
@@ -150,7 +144,20 @@ def tiny_checkpoint(path: Path, *, in_frames: int = 4, out_frames: int = 3, shap
         temporal_hidden=16,
         spatial_layers=2,
         temporal_layers=2,
+        **config,
     )
+
+
+def tiny_checkpoint(path: Path, *, in_frames: int = 4, out_frames: int = 3, shape=(32, 32)) -> Path:
+    """Save a real, randomly initialised tiny SimVP checkpoint (seeded)."""
+    import torch
+
+    from simvp_model.checkpoint import save_checkpoint
+    from simvp_model.model import SimVP
+    from simvp_model.normalisation import Normalisation
+
+    torch.manual_seed(0)
+    config = tiny_config(in_frames, out_frames, shape)
     metadata = FakeLoaded(in_frames, out_frames).metadata
     save_checkpoint(
         path, SimVP(config), config, Normalisation("dbr", (0.0,), (10.0,), 0.1), {}, metadata

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from pipelines.pretrained import ModelCard, package_model
-from simvp_model.config import SimVPConfig
 from simvp_model.corrected import build_model
 from simvp_model.normalisation import Normalisation
+from tests.pipelines.forecast_helpers import tiny_config
 
 CARD = "# Test model\n\nNot for use.\n\n{table}\n"
 
@@ -27,18 +27,7 @@ def tiny_pretrained(
 ) -> ModelCard:
     """Write ``root/name/{weights.pt, MODEL_CARD.md}`` for a seeded, untrained tiny SimVP."""
     torch.manual_seed(0)
-    cfg = SimVPConfig(
-        in_frames=in_frames,
-        out_frames=out_frames,
-        channels=1,
-        height=shape[0],
-        width=shape[1],
-        spatial_hidden=8,
-        temporal_hidden=16,
-        spatial_layers=2,
-        temporal_layers=2,
-        **config,
-    )
+    cfg = tiny_config(in_frames, out_frames, shape, **config)
     return package_model(
         root / name,
         build_model(cfg),
