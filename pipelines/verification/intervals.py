@@ -25,6 +25,7 @@ from pipelines.verification.bootstrap import (
     paired_difference,
     score_interval,
 )
+from pipelines.verification.plans import ScoreRequest
 
 KEYS: tuple[str, ...] = ("method", "score", "variable", "threshold", "scale", "lead_time_minutes")
 """Columns that identify a row of ``scores.csv``."""
@@ -59,15 +60,15 @@ class Comparison:
 
     def __post_init__(self) -> None:
         POOLED.get(self.score)  # a score without a decomposition raises, listing the valid
+        self.request()  # and the score's parameters are checked as for any score request
+
+    def request(self) -> ScoreRequest:
+        """The score and its parameters as a :class:`ScoreRequest`."""
+        return ScoreRequest(self.score, self.threshold, self.scale)
 
     def params(self) -> dict[str, Any]:
         """Keyword arguments for the score."""
-        out: dict[str, Any] = {}
-        if self.threshold is not None:
-            out["threshold"] = self.threshold
-        if self.scale is not None:
-            out["scale"] = self.scale
-        return out
+        return self.request().params()
 
 
 def _variables(observation: xr.DataArray) -> list[str]:
