@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,23 +59,37 @@ FIDELITY_BATCH = 2
 log = logging.getLogger("benchmarks.peer_compare")
 
 
+def harness() -> ModuleType:
+    """The peer's harness module ``peer_bench``: its ``CONFIGS``, its way of importing the peer."""
+    if str(PEER_DIR) not in sys.path:
+        sys.path.insert(0, str(PEER_DIR))
+    import peer_bench
+
+    return peer_bench
+
+
+def build_peer(cfg: dict[str, Any]) -> Any:
+    """OpenSTL's ``SimVP_Model`` for one harness config (needs the peer venv: timm)."""
+    import torch
+
+    peer_bench = harness()
+    peer_cls, _ = peer_bench._import_peer(str(PEER_DIR / "openstl"), torch)
+    return peer_cls(tuple(cfg["in_shape"]), **{k: cfg[k] for k in peer_bench.PEER_KWARGS})
+
+
 # --------------------------------------------------------------------------- fidelity (peer venv)
 def _fidelity_worker(names: list[str], seed: int) -> list[dict[str, Any]]:
     """Load the peer's weights into ours; compare outputs and gradients (runs in the peer venv)."""
     import torch
 
-    sys.path.insert(0, str(PEER_DIR))
-    import peer_bench  # the harness module: its CONFIGS and its way of importing the peer
-
     from benchmarks.peer_candidate import build_bare as build
     from benchmarks.peer_candidate import peer_to_ours
 
     torch.set_num_threads(2)
-    peer_cls, _ = peer_bench._import_peer(str(PEER_DIR / "openstl"), torch)
     out = []
-    for cfg in (c for c in peer_bench.CONFIGS if c["name"] in names):
+    for cfg in (c for c in harness().CONFIGS if c["name"] in names):
         torch.manual_seed(seed)
-        peer = peer_cls(tuple(cfg["in_shape"]), **{k: cfg[k] for k in peer_bench.PEER_KWARGS})
+        peer = build_peer(cfg)
         ours = build(dict(cfg, in_shape=tuple(cfg["in_shape"])))
         ours.load_state_dict({peer_to_ours(k): v for k, v in peer.state_dict().items()})
         gen = torch.Generator().manual_seed(seed + 1)
@@ -148,9 +163,7 @@ def macs_per_sample(names: list[str]) -> dict[str, int]:
     from benchmarks.model_throughput import count_macs
     from benchmarks.peer_candidate import build_bare as build
 
-    sys.path.insert(0, str(PEER_DIR))
-    import peer_bench
-
+    peer_bench = harness()
     out = {}
     for cfg in (c for c in peer_bench.CONFIGS if c["name"] in names):
         model = build(dict(cfg, in_shape=tuple(cfg["in_shape"])))
@@ -290,9 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no peer venv at {PEER_VENV}: run ../shared/peer/setup.sh (or set PEER_VENV)")
     import torch
 
-    sys.path.insert(0, str(PEER_DIR))
-    import peer_bench
-
+    peer_bench = harness()
     names = [c["name"] for c in peer_bench.CONFIGS if {c["name"], c["dataset"]} & set(args.configs)]
     if not names:
         parser.error(f"no harness config matches {args.configs}")

@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,21 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.peer_candidate import build_bare, build_nchw
+from benchmarks.peer_compare import RESULTS, build_peer, harness
 from simvp_model.allocator import tune_glibc_malloc
 from simvp_model.polyphase import PolyphaseDepthwiseConv2d
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
-PEER_DIR = REPO.parent / "shared" / "peer"
 log = logging.getLogger("benchmarks.peer_interleaved")
-
-
-def _peer(cfg: dict[str, Any]) -> nn.Module:
-    sys.path.insert(0, str(PEER_DIR))
-    import peer_bench
-
-    model_cls, _ = peer_bench._import_peer(str(PEER_DIR / "openstl"), torch)
-    return model_cls(tuple(cfg["in_shape"]), **{k: cfg[k] for k in peer_bench.PEER_KWARGS})
 
 
 def _dilated(cfg: dict[str, Any]) -> nn.Module:
@@ -62,7 +51,7 @@ def _dilated(cfg: dict[str, Any]) -> nn.Module:
 
 
 VARIANTS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
-    "peer": _peer,
+    "peer": build_peer,
     "ours": build_bare,
     "ours_dilated": _dilated,
     "ours_nchw": build_nchw,
@@ -86,10 +75,7 @@ def measure(
     rounds, threads : int
         Timed steps per variant (after two warm-up steps each); torch threads.
     """
-    sys.path.insert(0, str(PEER_DIR))
-    import peer_bench
-
-    configs = {c["name"]: c for c in peer_bench.CONFIGS}
+    configs = {c["name"]: c for c in harness().CONFIGS}
     if name not in configs:
         raise ValueError(f"unknown harness config {name!r}; valid: {sorted(configs)}")
     if mode not in ("train", "infer"):
