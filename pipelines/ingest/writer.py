@@ -329,7 +329,7 @@ def write_region(
     index: np.ndarray,
     frames: Iterable[tuple[int, Mapping[str, np.ndarray], str]],
     keep: np.ndarray,
-    variables: Sequence[VariableSpec] = (),
+    variables: Sequence[VariableSpec],
 ) -> tuple[int, int]:
     """Write whole time chunks of the data variables (not ``frame_present``), on a worker.
 
@@ -352,7 +352,7 @@ def write_region(
         Store indices in the region whose stored frames the batch leaves alone, shape ``(k,)``
         int64 (from ``frame_present`` as the client read it: no other task writes the region).
         They are all read back before the first chunk is written.
-    variables : sequence of VariableSpec, optional
+    variables : sequence of VariableSpec
         The catalog variables whose ``valid_range`` every chunk is checked against (infinite
         or out-of-range values raise :class:`IngestError` naming the file) on the thread that
         encodes it, before it is written: the frames need no range check of their own.
@@ -382,7 +382,7 @@ def write_region(
         for name, array in arrays.items()
         if keep.size
     }
-    check = _chunk_check(variables) if variables else None
+    check = _chunk_check(variables)
     expected = np.concatenate([index, keep])
     with ChunkWriter(arrays, start, stop, expected, check=check) as writer:
         for i, slot in enumerate(keep.tolist()):
