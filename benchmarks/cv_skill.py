@@ -8,7 +8,8 @@ Run from the repository root (the full pySTEPS sample data in ``../shared/data``
 Setup: the four radar sources (``mch-radar`` 3 events, ``fmi-radar`` 2, ``knmi-radar`` 1,
 ``rmi-radar`` 1; 5-min rain rate) are ingested from ``$NOWCAST_SAMPLES_DIR`` (default
 ``../shared/data``) into ``--data-dir`` unless their stores exist there. Then
-:func:`pipelines.cross_validation.cross_validate` trains one SimVP per fold with the radar
+:func:`pipelines.evaluation.cross_validation.cross_validate` trains one SimVP per fold with the
+radar
 defaults (CPU: the reduced ``radar-small`` on 64 × 64 px at 8 km), 6 → 6 frames, on the six
 other events (validation = the last 15 % of their frames), and scores every held-out window of
 the left-out event with SimVP, persistence, Lucas–Kanade extrapolation and S-PROG through the
@@ -62,7 +63,7 @@ def _mse_table(result: Any) -> pd.DataFrame:
 
 def summarise(result: Any, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
     """The numbers and the verdict on each target."""
-    from pipelines.evaluate import SIMVP
+    from pipelines.evaluation.evaluate import SIMVP
 
     comps = result.comparisons
     mse = _mse_table(result)
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    from pipelines.cross_validation import CVConfig, cross_validate
+    from pipelines.evaluation.cross_validation import CVConfig, cross_validate
 
     data_dir = Path(args.data_dir)
     ensure_stores(data_dir, args.samples)

@@ -17,9 +17,9 @@ does not divide 4 km is excluded, with the reason). Windows: 4 input frames, 4 o
 FMI 10) still hold complete windows. The split is by *event* on one time line over all stores
 (``SplitConfig(by="event", scope="all")``), so validation and test events are never seen in
 training. The network, base nowcast, loss, crops and augmentation are the radar kind's
-training defaults (:data:`pipelines.train_source.HARDWARE_DEFAULTS`, issue 10's recipe).
+training defaults (:data:`pipelines.training.source.HARDWARE_DEFAULTS`, issue 10's recipe).
 
-``--ship`` trains on all of them and writes ``pipelines/pretrained/radar/{weights.pt,
+``--ship`` trains on all of them and writes ``pipelines/method/pretrained/radar/{weights.pt,
 MODEL_CARD.md}`` (the card holds the SHA-256, the events, the recipe, the training time, the
 test scores and, when ``benchmarks/results/pretrained_lopo.json`` exists, the cross-validated
 leave-one-provider-out scores).
@@ -56,7 +56,7 @@ from data_catalog.paths import DataDir
 from data_catalog.spec import SourceSpec
 from data_catalog.vocabulary import CRS
 from pipelines.baselines import BASELINES
-from pipelines.evaluate import (
+from pipelines.evaluation.evaluate import (
     concat_forecasts,
     run_methods,
     score_forecasts,
@@ -64,11 +64,11 @@ from pipelines.evaluate import (
     subsample,
 )
 from pipelines.ingest import ingest_source
+from pipelines.method.pretrained import PRETRAINED_ROOT, load_pretrained, package_model
+from pipelines.method.resample import RegularGrid
+from pipelines.method.simvp import SimVPMethod
 from pipelines.prepare import Preparation, prepare_frames
-from pipelines.pretrained import PRETRAINED_ROOT, load_pretrained, package_model
-from pipelines.resample import RegularGrid
-from pipelines.simvp_method import SimVPMethod
-from pipelines.train_source import train_source
+from pipelines.training.source import train_source
 from pipelines.verification.plans import ScoreRequest
 from pipelines.windows import SplitConfig
 from simvp_model.checkpoint import load_checkpoint
@@ -382,7 +382,7 @@ def card_text(
         "catalog entry's Z-R relation).",
         f"- Grid: {RESOLUTION_M / 1000:g} km on the source's own projection; inputs are "
         "resampled conservatively (area-weighted) to it and the forecast back "
-        "(`pipelines.resample`).",
+        "(`pipelines.method.resample`).",
         "",
         "## Training data",
         "",
@@ -438,7 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--minutes", type=float, default=8.0, help="training limit (wall)")
     parser.add_argument("--finetune-minutes", type=float, default=5.0)
-    parser.add_argument("--ship", action="store_true", help="write pipelines/pretrained/radar")
+    parser.add_argument(
+        "--ship", action="store_true", help="write pipelines/method/pretrained/radar"
+    )
     parser.add_argument("--target", type=Path, default=PRETRAINED_ROOT, help="models root")
     parser.add_argument(
         "--exclude-provider", action="append", default=[], help="source name, or 'all'"

@@ -2,9 +2,10 @@
 
 For every shipped source: ingest (``$NOWCAST_SAMPLES_DIR``: default the shipped samples; the
 fuller ``../shared/data`` where present), train with the defaults of its kind
-(:data:`pipelines.train_source.HARDWARE_DEFAULTS`: base nowcast, loss, grid, crops) for a fixed
+(:data:`pipelines.training.source.HARDWARE_DEFAULTS`: base nowcast, loss, grid, crops) for a fixed
 number of epochs (no wall-clock cap, so the same seed gives the same numbers), then score the
-test split once with ``nowcast evaluate``'s code (:func:`pipelines.evaluate.evaluate_source`):
+test split once with ``nowcast evaluate``'s code
+(:func:`pipelines.evaluation.evaluate.evaluate_source`):
 MSE per lead time for SimVP, persistence, Lucas–Kanade optical flow (radar), the daily-cycle
 climatology (crowd flow, climate) and damped anomaly persistence (climate), CSI at 1 and
 5 mm/h (radar), and the number of test windows.
@@ -67,9 +68,9 @@ def score_table(scores: pd.DataFrame, score: str, threshold: float | None = None
 def run_source(source: str, data_dir: Path, epochs: int | None, seed: int) -> dict[str, Any]:
     """Ingest, train with the kind's defaults, evaluate; the per-lead scores of one source."""
     from data_catalog.catalog import load_catalog
-    from pipelines.evaluate import evaluate_source
+    from pipelines.evaluation.evaluate import evaluate_source
     from pipelines.ingest.ingest import ingest_source
-    from pipelines.train_source import train_source
+    from pipelines.training.source import train_source
 
     spec = load_catalog().get(source)
     n_epochs = epochs if epochs is not None else EPOCHS[spec.kind]

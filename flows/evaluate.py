@@ -3,7 +3,7 @@
 Two table artifacts are published: ``skill-<source>`` (one row per method: MSE and MAE
 averaged over lead times and the MSE skill score against persistence) and
 ``evaluation-<source>`` (the full table: score × method × lead time). The report files written
-by :func:`pipelines.evaluate.evaluate_source` stay under ``reports/<source>/``.
+by :func:`pipelines.evaluation.evaluate.evaluate_source` stay under ``reports/<source>/``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def skill_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
     ----------
     scores : pandas.DataFrame
         Long score table with columns ``method``, ``score``, ``lead_time_minutes``, ``value``
-        (``pipelines.evaluate.Report.scores``); MSE/MAE rows have no threshold.
+        (``pipelines.evaluation.evaluate.Report.scores``); MSE/MAE rows have no threshold.
 
     Returns
     -------
@@ -82,7 +82,7 @@ def evaluate(
 
     Returns
     -------
-    pipelines.evaluate.Report
+    pipelines.evaluation.evaluate.Report
     """
     check_source(source)
     root = resolve_data_dir(data_dir)

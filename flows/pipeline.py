@@ -72,7 +72,8 @@ def nowcast_pipeline(
     start, end : datetime, optional
         Period to ingest (default: every file of the catalog pattern).
     preset : str, optional
-        SimVP preset (default: the source kind's, :data:`pipelines.train_source.HARDWARE_DEFAULTS`).
+        SimVP preset (default: the source kind's,
+        :data:`pipelines.training.source.HARDWARE_DEFAULTS`).
     epochs : int, optional
         Training epochs (default: the preset's recipe); ``max_minutes`` may end it first.
     max_minutes : float, optional

@@ -113,12 +113,12 @@ def train_task(
     split: Mapping[str, Any] | None = None,
     out_dir: str | None = None,
 ) -> Any:
-    """Train SimVP on ``source`` (:func:`pipelines.train_source.train_source`) → ``FitResult``.
+    """Train SimVP on ``source`` (:func:`pipelines.training.source.train_source`) → ``FitResult``.
 
     ``split`` holds :class:`pipelines.windows.SplitConfig` fields (None: its defaults);
     ``out_dir`` is where the run's ``best.pt`` goes (None: ``DIR/models/<source>``).
     """
-    from pipelines.train_source import train_source
+    from pipelines.training.source import train_source
     from pipelines.windows import SplitConfig
 
     config = None if split is None else SplitConfig(**dict(split))
@@ -185,8 +185,10 @@ def evaluate_task(
     max_samples: int | None = None,
     baselines: Sequence[str] | None = None,
 ) -> Any:
-    """Score a checkpoint against the baselines (:func:`pipelines.evaluate.evaluate_source`)."""
-    from pipelines.evaluate import evaluate_source
+    """Score a checkpoint against the baselines
+    (:func:`pipelines.evaluation.evaluate.evaluate_source`).
+    """
+    from pipelines.evaluation.evaluate import evaluate_source
 
     report = evaluate_source(
         source,

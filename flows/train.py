@@ -76,7 +76,7 @@ def train_simvp(
         Data directory holding ``stores/<source>.zarr`` (written by the ``ingest`` flow).
     preset : str, optional
         SimVP preset name (default: chosen per source kind and hardware by
-        ``pipelines.train_source``).
+        ``pipelines.training.source``).
     epochs : int, optional
         Training epochs, 1 to 10 000 (default: the preset's recipe).
     max_minutes : float, optional

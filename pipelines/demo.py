@@ -96,7 +96,7 @@ def run_mmnist_demo(
     dict
         ``checkpoint``, ``inputs``, ``forecast``, ``figure`` (paths) and ``metrics``.
     """
-    from pipelines.training import moving_mnist_splits, train_moving_mnist
+    from pipelines.training.moving_mnist import moving_mnist_splits, train_moving_mnist
     from simvp_model.predict import predict
 
     root = DataDir.resolve(data_dir)

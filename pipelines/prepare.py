@@ -166,7 +166,7 @@ class Preparation:
         The recorded ``SplitConfig`` fields (see :meth:`pipelines.windows.SplitConfig.from_dict`).
     base : str or None
         Base nowcast the windows carried (``"none"``/None: plain windows; see
-        :mod:`pipelines.bases`).
+        :mod:`pipelines.method.base_nowcasts`).
     """
 
     variables: tuple[str, ...]
@@ -390,7 +390,7 @@ class KindDefaults:
 KIND_DEFAULTS: Registry[KindDefaults] = Registry("source kind")
 # Radar, 5-min: 6 -> 6 (30 min -> 30 min); the shipped events hold 39..92 frames, so 12 -> 12
 # windows would leave no room for three splits. The whole domain at 4 km (coarsen 4, e.g.
-# MeteoSwiss 160 x 176 px); training takes random 64 px crops (pipelines.train_source), the
+# MeteoSwiss 160 x 176 px); training takes random 64 px crops (pipelines.training.source), the
 # fully convolutional network forecasts the whole grid (before: a 512 km square at 8 km).
 KIND_DEFAULTS.add("radar", KindDefaults(6, 6, None, 4))
 # Crowd flow, 30-min: TaxiBJ's 4 -> 4 on the native grid.

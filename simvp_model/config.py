@@ -57,7 +57,7 @@ class SimVPConfig:
     base : {"none", "persistence", "extrapolation", "climatology", "anomaly_persistence"}
         ``"none"``: the paper's SimVP. Otherwise the network is a learned, zero-initialised
         correction to that base nowcast (:class:`simvp_model.corrected.CorrectedSimVP`); the
-        base frames themselves are computed in the data path (``pipelines.bases``).
+        base frames themselves are computed in the data path (``pipelines.method.base_nowcasts``).
     """
 
     in_frames: int = 10

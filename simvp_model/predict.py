@@ -9,7 +9,7 @@ forecasts the whole domain with the same weights), normalised, rolled out to ``h
 (``SimVP.rollout``: whole ``T_in``-frame model calls fed back and truncated), de-normalised and
 returned as a float32 numpy array of the same rank. A corrected model (``config.base != "none"``)
 also takes the base nowcast's frames, in physical units, computed by the caller
-(``pipelines.bases``).
+(``pipelines.method.base_nowcasts``).
 """
 
 from __future__ import annotations

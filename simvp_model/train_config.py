@@ -1,7 +1,7 @@
 """What to train with: :class:`TrainConfig`, :class:`DataSplits`, :class:`FitResult` (no Lightning).
 
 Pure configuration and data containers of the training engine (:mod:`simvp_model.lightning_module`),
-importable without Lightning, e.g. by :mod:`pipelines.train_source` to build a config.
+importable without Lightning, e.g. by :mod:`pipelines.training.source` to build a config.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Contract of every baseline in :data:`BASELINES` (``forecast(history, steps, **co
   ``lead_time`` timedelta64 coordinate, scalar ``init_time`` coordinate, the history's spatial
   coords. NaN policy is stated by each baseline.
 
-Every method evaluated by :mod:`pipelines.evaluate` (SimVP included) is such a function;
+Every method evaluated by :mod:`pipelines.evaluation.evaluate` (SimVP included) is such a function;
 :func:`as_forecast` builds the returned array from ``(lead_time, ...)`` values.
 """
 

@@ -1,7 +1,7 @@
 """``nowcast evaluate``: score a SimVP checkpoint against the baselines on the test period.
 
 ``--cv event`` instead runs a leave-one-event-out cross-validation over the events of the
-source(s) (:func:`pipelines.cross_validation.cross_validate`): one model per fold, every
+source(s) (:func:`pipelines.evaluation.cross_validation.cross_validate`): one model per fold, every
 held-out event scored, pooled with event-bootstrap intervals.
 """
 
@@ -75,8 +75,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation (each member of ``a+b`` in turn) and print the summary tables."""
     from data_catalog.catalog import load_catalog
-    from pipelines.evaluate import SIMVP, evaluate_source
-    from pipelines.simvp_method import SimVPMethod
+    from pipelines.evaluation.evaluate import SIMVP, evaluate_source
+    from pipelines.method.simvp import SimVPMethod
     from pipelines.windows import source_names
 
     catalog = load_catalog(args.catalog) if args.catalog else None
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_cv(args: argparse.Namespace, catalog: object) -> int:
     """Leave-one-event-out cross-validation; print the paired MSE comparisons."""
-    from pipelines.cross_validation import CVConfig, cross_validate
+    from pipelines.evaluation.cross_validation import CVConfig, cross_validate
     from pipelines.verification.bootstrap import BootstrapConfig
 
     if args.checkpoint is not None:

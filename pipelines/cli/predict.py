@@ -9,7 +9,7 @@ Examples::
 The input is ``(T_in, C, H, W)`` or ``(B, T_in, C, H, W)`` in physical units (the units the
 checkpoint was trained on); the output has the same rank with ``horizon`` frames, in the same
 units, as a ``.npy`` file. A model that corrects a persistence or extrapolation base builds its
-base from the input frames (:class:`pipelines.simvp_method.SimVPMethod`, as ``nowcast
+base from the input frames (:class:`pipelines.method.simvp.SimVPMethod`, as ``nowcast
 forecast`` does); a climatology base needs the archive of a store: use ``nowcast forecast``.
 """
 
@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _corrected(loaded: Any, frames: np.ndarray, horizon: int | None) -> np.ndarray:
     """Forecast with a base-correcting model: each sequence gets its base from its frames."""
-    from pipelines.bases import ARCHIVE_BASES
-    from pipelines.simvp_method import SimVPMethod
+    from pipelines.method.base_nowcasts import ARCHIVE_BASES
+    from pipelines.method.simvp import SimVPMethod
     from simvp_model.predict import check_frames
 
     if loaded.config.base in ARCHIVE_BASES:

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--catalog does not apply to --source moving-mnist (no store)")
         if args.init_from is not None:
             raise ValueError("--init-from applies to catalog sources, not moving-mnist")
-        from pipelines.training import DEFAULT_PRESET, train_moving_mnist
+        from pipelines.training.moving_mnist import DEFAULT_PRESET, train_moving_mnist
 
         result = train_moving_mnist(
             data_dir=args.data_dir,
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         given = [f"--{n.replace('_', '-')}" for n in MMNIST_ONLY if getattr(args, n) is not None]
         if given:
             raise ValueError(f"{', '.join(given)} only apply to --source moving-mnist")
-        from pipelines.train_source import train_source
+        from pipelines.training.source import train_source
 
         windows = {"in_frames": args.in_frames, "out_frames": args.out_frames}
         result = train_source(

@@ -11,7 +11,7 @@ only, explicit, alternative).
 
 Model
 -----
-The method is a :class:`pipelines.simvp_method.SimVPMethod`: its default checkpoint, NaN-fill
+The method is a :class:`pipelines.method.simvp.SimVPMethod`: its default checkpoint, NaN-fill
 policy and provenance hash are defined there, once for forecasting and verification. Lead times
 default to the model's native ``out_frames`` steps; more (``lead_times=N``) are rolled out by
 ``simvp_model.predict``. Forecast pixels are NaN where the last input frame was NaN.
@@ -47,8 +47,8 @@ from pipelines.forecast.inputs import (
 )
 from pipelines.forecast.store import ForecastGrid, Provenance, build_forecast, write_forecast
 from pipelines.forecast.time_step import TimeStepPolicy, match_time_step
+from pipelines.method.simvp import SimVPMethod
 from pipelines.prepare import Preparation, prepare_frames, store_time_step
-from pipelines.simvp_method import SimVPMethod
 from simvp_model.checkpoint import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -196,9 +196,9 @@ def run_forecast(
         Forecast reference time (UTC); None = the store's newest present frame at or before
         ``as_of``.
     checkpoint : path, LoadedModel, SimVPMethod or None
-        The method (:class:`pipelines.simvp_method.SimVPMethod`), a checkpoint file or an already
+        The method (:class:`pipelines.method.simvp.SimVPMethod`), a checkpoint file or an already
         loaded ``LoadedModel`` to wrap as one, or None for the default checkpoint
-        (:func:`pipelines.simvp_method.default_checkpoint`: the newest
+        (:func:`pipelines.method.simvp.default_checkpoint`: the newest
         ``DIR/models/<source>/**/best.pt``).
     data_dir : path or None
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).

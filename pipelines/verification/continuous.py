@@ -146,7 +146,8 @@ def acc(
     climatology : xr.DataArray, optional
         Broadcastable to the fields, same units. WeatherBench uses the time mean of the verifying
         observations; ``None`` takes that: the mean of ``observation`` over the dims of ``dims``
-        that are not spatial (``init_time`` ...), which is what :mod:`pipelines.evaluate` uses.
+        that are not spatial (``init_time`` ...), which is what
+        :mod:`pipelines.evaluation.evaluate` uses.
     latitude : str
         Name of the latitude coordinate.
     spatial_dims : tuple of str

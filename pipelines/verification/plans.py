@@ -1,6 +1,7 @@
 """Evaluation plans: which baselines and scores apply to each source kind (:data:`PLANS`).
 
-:func:`pipelines.evaluate.evaluate_source` runs the plan of a source's kind: every method on the
+:func:`pipelines.evaluation.evaluate.evaluate_source` runs the plan of a source's kind: every
+method on the
 same test windows, each :class:`ScoreRequest` per lead time, with the same scoring code.
 """
 

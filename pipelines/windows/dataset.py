@@ -1,9 +1,10 @@
 """The torch ``Dataset`` of lazily read windows (the only torch import of the package).
 
-With a base nowcast (``base=``, :mod:`pipelines.bases`) each sample is ``(x, base, y)``: the base
+With a base nowcast (``base=``, :mod:`pipelines.method.base_nowcasts`) each sample is ``(x, base,
+y)``: the base
 is computed once per window from the observed frames on the whole prepared grid (cached), then
 cut to the sample's tile with the same origin as the frames; with ``augment=True`` one random
-symmetry of the square (:mod:`pipelines.augment`) turns inputs, base and targets together.
+symmetry of the square (:mod:`pipelines.windows.augment`) turns inputs, base and targets together.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset
 
-from pipelines.augment import augment as augment_arrays
-from pipelines.bases import ARCHIVE_BASES, CHANNEL, BaseCache, base_available, base_nowcast
+from pipelines.method.base_nowcasts import (
+    ARCHIVE_BASES,
+    CHANNEL,
+    BaseCache,
+    base_available,
+    base_nowcast,
+)
 from pipelines.prepare import SpatialConfig
+from pipelines.windows.augment import augment as augment_arrays
 from pipelines.windows.config import DEFAULT_CACHE_BYTES, WindowConfig
 from pipelines.windows.scan import open_store, read_prepared, time_chunk
 from pipelines.windows.splits import WindowRef
@@ -56,7 +63,8 @@ class ZarrWindows(Dataset):
     cache_bytes : int
         Budget of the per-process cache of prepared blocks (0 = no cache).
     base : str or None
-        Base nowcast (name in :data:`pipelines.bases.BASES`) to compute per window and yield
+        Base nowcast (name in :data:`pipelines.method.base_nowcasts.BASES`) to compute per window
+        and yield
         between inputs and targets; windows without one (``climatology`` in the first day of a
         store) are left out.
     augment : bool
@@ -120,7 +128,9 @@ class ZarrWindows(Dataset):
             self.windows = self._with_base(self.windows)
 
     def _with_base(self, windows: list[WindowRef]) -> list[WindowRef]:
-        """The windows whose base exists (see :func:`pipelines.bases.base_available`)."""
+        """The windows whose base exists (see
+        :func:`pipelines.method.base_nowcasts.base_available`).
+        """
         kept = []
         for ref in windows:
             times = self._store(ref.store)["time"].values

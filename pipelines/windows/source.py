@@ -165,9 +165,9 @@ def source_windows(
     seed : int
         Seed of the random train tiles (and augmentation).
     base : str, optional
-        Base nowcast every sample carries (``(x, base, y)``; :mod:`pipelines.bases`).
+        Base nowcast every sample carries (``(x, base, y)``; :mod:`pipelines.method.base_nowcasts`).
     augment : bool
-        Random rotations/flips of the train samples (:mod:`pipelines.augment`).
+        Random rotations/flips of the train samples (:mod:`pipelines.windows.augment`).
     normalisation : Normalisation, optional
         Use this one instead of fitting one on the train split (fine-tuning keeps the initial
         model's); its transform and channel count must fit the variables.

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import pipelines.pretrained.card as card_module
+import pipelines.method.pretrained.card as card_module
 from flows.forecast import forecast
 from flows.ingest import ingest
 from tests.flows.sample import SOURCE

@@ -143,7 +143,7 @@ def test_ingest_task_calls_ingest_source(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_train_task_passes_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipelines.train_source
+    import pipelines.training.source
     from pipelines.windows import SplitConfig
 
     calls = []
@@ -153,7 +153,7 @@ def test_train_task_passes_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append((args, kwargs))
         return result
 
-    monkeypatch.setattr(pipelines.train_source, "train_source", fake)
+    monkeypatch.setattr(pipelines.training.source, "train_source", fake)
     split = {"fractions": (0.5, 0.25, 0.25), "gap": 0}
     assert (
         tasks.train_task.fn("mch-radar", "/d", "radar-small", 2, {"max_minutes": 1.5}, split)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from pipelines.pretrained import ModelCard, package_model
+from pipelines.method.pretrained import ModelCard, package_model
 from simvp_model.corrected import build_model
 from simvp_model.normalisation import Normalisation
 from tests.pipelines.forecast_helpers import tiny_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.augment import Symmetry, augment, random_symmetry
+from pipelines.windows.augment import Symmetry, augment, random_symmetry
 
 
 def _blob(y: float, x: float, n: int = 16) -> np.ndarray:

@@ -14,10 +14,10 @@ import torch
 import xarray as xr
 
 from data_catalog.catalog import parse_catalog
-from pipelines.evaluate import run_methods
+from pipelines.evaluation.evaluate import run_methods
 from pipelines.forecast.run import run_forecast
+from pipelines.method.simvp import SimVPMethod
 from pipelines.prepare import prepare_frames
-from pipelines.simvp_method import SimVPMethod
 from pipelines.windows import SplitConfig, source_windows
 from simvp_model.checkpoint import load_checkpoint, save_checkpoint
 from simvp_model.corrected import build_model

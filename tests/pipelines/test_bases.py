@@ -8,7 +8,13 @@ import pytest
 import xarray as xr
 
 from pipelines.baselines import BASELINES
-from pipelines.bases import BASES, BaseCache, base_available, base_nowcast, history_array
+from pipelines.method.base_nowcasts import (
+    BASES,
+    BaseCache,
+    base_available,
+    base_nowcast,
+    history_array,
+)
 from simvp_model.corrected import build_model
 from simvp_model.normalisation import Normalisation
 from simvp_model.predict import predict

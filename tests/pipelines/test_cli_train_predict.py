@@ -131,7 +131,7 @@ def test_user_error_is_one_line_and_verbose_shows_the_traceback(
 
 def test_predict_with_a_base_correcting_checkpoint(tmp_path: Path) -> None:
     """An untrained extrapolation-base model through the CLI returns the LK nowcast."""
-    from pipelines.bases import base_nowcast
+    from pipelines.method.base_nowcasts import base_nowcast
     from simvp_model.checkpoint import save_checkpoint
     from simvp_model.corrected import build_model
     from simvp_model.normalisation import Normalisation

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cross_validation import (
+from pipelines.evaluation.cross_validation import (
     FoldSplit,
     StoreFrames,
     describe_folds,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.cross_validation import CVConfig, cross_validate
+from pipelines.evaluation.cross_validation import CVConfig, cross_validate
 from pipelines.verification.bootstrap import BootstrapConfig
 from simvp_model.checkpoint import load_checkpoint
 from tests.pipelines.test_windows import synthetic_catalog, write_store

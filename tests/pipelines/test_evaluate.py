@@ -10,7 +10,7 @@ import xarray as xr
 
 from pipelines.baselines import BASELINES
 from pipelines.cli import main
-from pipelines.evaluate import (
+from pipelines.evaluation.evaluate import (
     PLANS,
     SCORE_COLUMNS,
     EvaluationPlan,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.evaluation_windows import overlapping_periods, period_starts, zero_shot_crop
+from pipelines.evaluation.windows import overlapping_periods, period_starts, zero_shot_crop
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,13 +1,15 @@
-"""Fine-tuning from a pretrained model (``train_source(init_from=...)``, pipelines.finetune)."""
+"""Fine-tuning from a pretrained model (``train_source(init_from=...)``,
+pipelines.training.finetune).
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-import pipelines.pretrained.card as card_module
-from pipelines.pretrained import load_pretrained
-from pipelines.train_source import train_source
+import pipelines.method.pretrained.card as card_module
+from pipelines.method.pretrained import load_pretrained
+from pipelines.training.source import train_source
 from pipelines.windows import SplitConfig
 from simvp_model.checkpoint import load_checkpoint
 from tests.pipelines.pretrained_helpers import tiny_pretrained
@@ -76,7 +78,7 @@ def test_fine_tune_refuses_what_does_not_fit(data_dir, tmp_path, monkeypatch):
 def test_evaluate_compares_the_fine_tuned_model_with_the_zero_shot_one(
     data_dir, tmp_path, monkeypatch
 ):
-    from pipelines.evaluate import evaluate_source
+    from pipelines.evaluation.evaluate import evaluate_source
 
     torch.set_num_threads(1)
     root = tmp_path / "pretrained"

@@ -18,7 +18,7 @@ from pipelines.forecast import inputs as forecast_inputs
 from pipelines.forecast import run as frun
 from pipelines.forecast.run import StaleInputError, run_forecast
 from pipelines.forecast.store import open_forecast_store
-from pipelines.simvp_method import SimVPMethod, default_checkpoint
+from pipelines.method.simvp import SimVPMethod, default_checkpoint
 from tests.pipelines.forecast_helpers import (
     FakeLoaded,
     RecordingPredictor,

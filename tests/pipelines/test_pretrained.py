@@ -7,13 +7,13 @@ import pyproj
 import pytest
 import xarray as xr
 
-import pipelines.pretrained.card as card_module
+import pipelines.method.pretrained.card as card_module
 from pipelines.forecast.run import run_forecast
 from pipelines.forecast.store import open_forecast_store
 from pipelines.forecast.time_step import TimeStepMismatchError
-from pipelines.pretrained import PretrainedIntegrityError, load_card, load_pretrained
-from pipelines.resample import GridResampler, RegularGrid
-from pipelines.simvp_method import SimVPMethod
+from pipelines.method.pretrained import PretrainedIntegrityError, load_card, load_pretrained
+from pipelines.method.resample import GridResampler, RegularGrid
+from pipelines.method.simvp import SimVPMethod
 from simvp_model.predict import predict
 from tests.pipelines.forecast_helpers import obs_store
 from tests.pipelines.pretrained_helpers import tiny_pretrained
@@ -120,7 +120,7 @@ def test_untrained_extrapolation_base_model_forecasts_the_resampled_extrapolatio
 ):
     """A zero-initialised correction of the LK base: the zero-shot forecast is the LK nowcast
     of the inputs resampled to 4 km, mapped back to the 1 km source grid (any domain size)."""
-    from pipelines.bases import base_nowcast
+    from pipelines.method.base_nowcasts import base_nowcast
 
     root = tmp_path / "pretrained"
     tiny_pretrained(root, base="extrapolation")  # built for 16 x 16: run on 12 x 10 + padding
@@ -143,7 +143,7 @@ def test_untrained_extrapolation_base_model_forecasts_the_resampled_extrapolatio
 
 def test_shipped_card_matches_the_shipped_weights():
     """The weights in the package are the ones their card describes (SHA-256 checked)."""
-    from pipelines.pretrained import PRETRAINED_ROOT, available
+    from pipelines.method.pretrained import PRETRAINED_ROOT, available
 
     assert "radar" in available()
     model = load_pretrained("radar")  # raises PretrainedIntegrityError on a hash mismatch

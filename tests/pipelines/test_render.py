@@ -13,11 +13,11 @@ from PIL import Image
 
 from pipelines.cli import main
 from pipelines.forecast.run import run_forecast
+from pipelines.method.simvp import SimVPMethod
 from pipelines.render import basemap, maps
 from pipelines.render.colours import COLOUR_SCALES, kind_for, scale_for
 from pipelines.render.run import render_forecast
 from pipelines.render.stored import load_stored_forecast, stored_inputs
-from pipelines.simvp_method import SimVPMethod
 from tests.pipelines.forecast_helpers import FakeLoaded, fake_predict, obs_store
 
 pytestmark = pytest.mark.timeout(60)

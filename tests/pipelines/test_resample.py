@@ -1,4 +1,4 @@
-"""Conservative resampling between a source grid and a model grid (pipelines.resample)."""
+"""Conservative resampling between a source grid and a model grid (pipelines.method.resample)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pyproj
 import pytest
 import xarray as xr
 
+from pipelines.method.resample import GridResampler, RegularGrid, model_grid, overlap_matrix
 from pipelines.prepare import block_mean
-from pipelines.resample import GridResampler, RegularGrid, model_grid, overlap_matrix
 
 
 @pytest.fixture(scope="module")

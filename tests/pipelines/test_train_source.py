@@ -1,12 +1,12 @@
-"""Training on a catalog source (pipelines/train_source.py) on a tiny synthetic store."""
+"""Training on a catalog source (pipelines/training/source.py) on a tiny synthetic store."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pipelines import train_source as TS
 from pipelines.prepare import KIND_DEFAULTS
+from pipelines.training import source as TS
 from pipelines.windows import SplitConfig, windows_from_metadata
 from simvp_model.checkpoint import load_checkpoint
 from tests.pipelines.test_windows import synthetic_catalog, write_store

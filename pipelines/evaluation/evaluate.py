@@ -17,7 +17,7 @@ time; :func:`evaluate_source` does it for a trained checkpoint and writes the re
 
 ``scores.csv`` rows carry ``lower``/``upper``: a 90 % percentile bootstrap interval resampling
 blocks of ``T_in + T_out`` consecutive windows (:mod:`pipelines.verification.bootstrap`).
-Which windows: :mod:`pipelines.evaluation_windows` (the test split, one member of a multi-source
+Which windows: :mod:`pipelines.evaluation.windows` (the test split, one member of a multi-source
 checkpoint, or any period of any source: zero-shot).
 
 Test windows: the test split of :mod:`pipelines.windows`, rebuilt from the checkpoint's metadata
@@ -25,7 +25,7 @@ Test windows: the test split of :mod:`pipelines.windows`, rebuilt from the check
 exactly as for training (:func:`pipelines.prepare.prepare_frames`), but kept in physical units
 and with their coordinates (times for the climatology baselines, latitude for weighted scores).
 Observations keep their NaN (no data) and those pixels are left out of every score. SimVP
-cannot take NaN input: :class:`pipelines.simvp_method.SimVPMethod` fills NaN history pixels as in
+cannot take NaN input: :class:`pipelines.method.simvp.SimVPMethod` fills NaN history pixels as in
 training (physical zero for ``dbr``/``log1p``, the training mean for ``identity``).
 
 Which baselines and scores apply is declared per source kind in
@@ -49,10 +49,10 @@ from data_catalog.catalog import Catalog, load_catalog
 from data_catalog.paths import DataDir
 from data_catalog.vocabulary import CHANNEL, CRS, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
 from pipelines.baselines import BASELINES, BaselineFn, time_step
-from pipelines.evaluation_windows import evaluation_target, split_test_windows
+from pipelines.evaluation.windows import evaluation_target, split_test_windows
+from pipelines.method.resample import RegularGrid
+from pipelines.method.simvp import SimVPMethod
 from pipelines.prepare import prepare_frames
-from pipelines.resample import RegularGrid
-from pipelines.simvp_method import SimVPMethod
 from pipelines.verification import get_score
 from pipelines.verification.bootstrap import BootstrapConfig, contiguous_blocks
 from pipelines.verification.intervals import Comparison, comparison_table, interval_rows
@@ -372,7 +372,7 @@ def evaluate_source(
     data_dir : str or path, optional
         Data directory (default ``$NOWCAST_DATA_DIR`` or ``./data``).
     checkpoint : str, path or SimVPMethod, optional
-        SimVP bundle; default :func:`pipelines.simvp_method.default_checkpoint` (the newest
+        SimVP bundle; default :func:`pipelines.method.simvp.default_checkpoint` (the newest
         ``best.pt`` under ``DIR/models/<source>/``). It may be trained on other sources
         (zero-shot) or on several (``mch-radar+knmi-radar``: pass one member as ``source``).
     catalog : Catalog, optional
@@ -383,7 +383,7 @@ def evaluate_source(
         Override the kind's baselines (:data:`PLANS`).
     start, end : str or Timestamp, optional
         Score every window inside this period instead of the test split
-        (:mod:`pipelines.evaluation_windows`); default: the test split for a source the
+        (:mod:`pipelines.evaluation.windows`); default: the test split for a source the
         checkpoint was trained on, the whole store for another one (zero-shot).
     bootstrap : BootstrapConfig, optional
         Intervals: percentile bootstrap over blocks of ``T_in + T_out`` consecutive windows.

@@ -5,7 +5,7 @@ symmetries of the square (the dihedral group: 4 rotations by 90°, each optional
 one training window into 8. The same symmetry is applied to every array of one sample (inputs,
 base nowcast, targets), so a rain cell keeps its place and motion across them. Fields tied to
 places (a city's street grid, land and sea under a temperature field) are not augmented: the
-kind's defaults decide (``pipelines.train_source``).
+kind's defaults decide (``pipelines.training.source``).
 
 Contract: arrays are ``(..., H, W)`` (numpy); rotations by 90° and 270° need ``H == W`` and are
 left out of the random draw otherwise.

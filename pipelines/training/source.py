@@ -31,7 +31,7 @@ import torch
 
 from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir
-from pipelines.finetune import fine_tune_plan, initial_model
+from pipelines.training.finetune import fine_tune_plan, initial_model
 from pipelines.windows import (
     KIND_DEFAULTS,
     SplitConfig,
@@ -67,7 +67,8 @@ class HardwareChoice:
         Random training crops of the prepared grid (None = whole grids); the network is fully
         convolutional, so evaluation and forecasts still cover the whole domain.
     augment : bool
-        Random rotations/flips of the training samples (:mod:`pipelines.augment`): for fields
+        Random rotations/flips of the training samples (:mod:`pipelines.windows.augment`): for
+        fields
         without a preferred direction (radar), not for fields tied to places.
     base : str
         Base nowcast the network corrects (``SimVPConfig.base``).
@@ -302,7 +303,7 @@ def train_source(
     init_from : str or path, optional
         Fine-tune: start from ``"pretrained"`` (the shipped model) or a checkpoint path; its
         architecture, frame counts, normalisation, time step and resolution are kept
-        (:mod:`pipelines.finetune`, clear errors for options that differ).
+        (:mod:`pipelines.training.finetune`, clear errors for options that differ).
     **overrides
         ``SimVPConfig`` fields (``spatial_hidden``...), ``TrainConfig`` fields (``lr``,
         ``batch_size``, ``max_minutes``, ``limit_train_batches``...) and window options

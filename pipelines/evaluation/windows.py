@@ -3,7 +3,7 @@
 ``nowcast evaluate --source NAME --checkpoint C [--start --end]`` covers three cases:
 
 - **the checkpoint's own source, no period**: its test split, rebuilt from the metadata
-  (:func:`pipelines.evaluate.split_test_windows`);
+  (:func:`pipelines.evaluation.evaluate.split_test_windows`);
 - **a member of a multi-source checkpoint** (``mch-radar`` of ``mch-radar+knmi-radar``): the
   test windows of that member's store, prepared with that member's crop;
 - **a period and/or a source the model was not trained on** (zero-shot): every window of
@@ -27,8 +27,8 @@ import pandas as pd
 
 from data_catalog.catalog import Catalog
 from data_catalog.paths import DataDir, is_url
+from pipelines.method.simvp import SimVPMethod
 from pipelines.prepare import Preparation, store_time_step
-from pipelines.simvp_method import SimVPMethod
 from pipelines.windows import contiguous_runs, open_store
 from pipelines.windows.source import windows_from_metadata
 

@@ -1,12 +1,13 @@
 """Run a leave-one-event-out cross-validation: train per fold, score every held-out event, pool.
 
-For each fold (:mod:`pipelines.cross_validation.folds`) :func:`cross_validate` trains SimVP
-with the source's defaults (:func:`pipelines.train_source.train_source`, the same call as
+For each fold (:mod:`pipelines.evaluation.cross_validation.folds`) :func:`cross_validate` trains
+SimVP
+with the source's defaults (:func:`pipelines.training.source.train_source`, the same call as
 ``nowcast train``) on the other events, with validation inside them, into
 ``OUT/fold_<k>/best.pt``; the checkpoint's test split is exactly the held-out event
 (``SplitConfig.holdout``), and its windows are forecast by SimVP and every baseline of the
-kind through :func:`pipelines.evaluate.run_methods` and scored by
-:func:`pipelines.evaluate.score_forecasts` — the code path of ``nowcast evaluate``.
+kind through :func:`pipelines.evaluation.evaluate.run_methods` and scored by
+:func:`pipelines.evaluation.evaluate.score_forecasts` — the code path of ``nowcast evaluate``.
 
 All folds' windows are pooled (``init_time`` along the events; the spatial coordinates are
 replaced by pixel positions, since stores of different providers have different grids), scored
@@ -33,7 +34,7 @@ from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir
 from data_catalog.vocabulary import INIT_TIME, LATITUDE, LONGITUDE, X, Y
 from pipelines.baselines import BASELINES, BaselineFn
-from pipelines.cross_validation.folds import (
+from pipelines.evaluation.cross_validation.folds import (
     Event,
     Fold,
     FoldSplit,
@@ -42,7 +43,7 @@ from pipelines.cross_validation.folds import (
     fold_split_config,
     leave_one_event_out,
 )
-from pipelines.evaluate import (
+from pipelines.evaluation.evaluate import (
     ARCHIVE_BASELINES,
     PLANS,
     SIMVP,
@@ -53,8 +54,8 @@ from pipelines.evaluate import (
     score_forecasts,
     split_test_windows,
 )
-from pipelines.simvp_method import SimVPMethod
-from pipelines.train_source import train_source
+from pipelines.method.simvp import SimVPMethod
+from pipelines.training.source import train_source
 from pipelines.verification.bootstrap import BootstrapConfig
 from pipelines.verification.intervals import Comparison, comparison_table, interval_rows
 from pipelines.verification.report import write_report
@@ -78,7 +79,7 @@ class CVConfig:
     bootstrap : BootstrapConfig
         Intervals (resampling whole events).
     baselines : tuple of str, optional
-        Baselines to compare with (default: the kind's :data:`pipelines.evaluate.PLANS`).
+        Baselines to compare with (default: the kind's :data:`pipelines.evaluation.evaluate.PLANS`).
     folds : tuple of int, optional
         Run only these folds (a quick partial run; the report says so). Default: all.
     max_test_windows : int, optional
@@ -240,7 +241,7 @@ def cross_validate(
     in_frames, out_frames : int, optional
         Window lengths (default: the kind's).
     **train_options
-        Passed to :func:`pipelines.train_source.train_source` for every fold (``epochs``,
+        Passed to :func:`pipelines.training.source.train_source` for every fold (``epochs``,
         ``max_minutes``, ``preset`` ...); the defaults are the source's.
 
     Returns

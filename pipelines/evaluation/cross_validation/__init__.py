@@ -7,7 +7,7 @@ the code of ``nowcast evaluate`` and writes one pooled report with event-bootstr
 
 from __future__ import annotations
 
-from pipelines.cross_validation.folds import (
+from pipelines.evaluation.cross_validation.folds import (
     Event,
     Fold,
     FoldSplit,
@@ -19,7 +19,7 @@ from pipelines.cross_validation.folds import (
     leave_one_event_out,
     window_count,
 )
-from pipelines.cross_validation.run import CV_REPORT, CVConfig, CVResult, cross_validate
+from pipelines.evaluation.cross_validation.run import CV_REPORT, CVConfig, CVResult, cross_validate
 
 __all__ = [
     "CV_REPORT",

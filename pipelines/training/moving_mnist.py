@@ -8,7 +8,7 @@ writes ``DIR/models/moving-mnist/best.pt``. The copy-last-frame (persistence) ba
 scored on the same test sequences with the same metrics and stored beside SimVP's scores
 (``persistence_<metric>`` in the result, ``metadata["baselines"]`` in the checkpoint).
 
-Catalog sources (radar, climate, crowd flows) are trained by :mod:`pipelines.train_source`.
+Catalog sources (radar, climate, crowd flows) are trained by :mod:`pipelines.training.source`.
 """
 
 from __future__ import annotations

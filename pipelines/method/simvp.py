@@ -5,7 +5,8 @@ Contract
 A :class:`SimVPMethod` wraps one loaded checkpoint (:class:`simvp_model.checkpoint.LoadedModel`)
 and turns physical-unit input frames ``(T_in, C, H, W)`` (NaN = no data) into physical-unit
 forecasts ``(L, C, H, W)``. Forecasting (:func:`pipelines.forecast.run.run_forecast`) and
-verification (:func:`pipelines.evaluate.evaluate_source`) both use it, so the rules below hold
+verification (:func:`pipelines.evaluation.evaluate.evaluate_source`) both use it, so the rules
+below hold
 for both:
 
 - **Default checkpoint**: the newest (by modification time) ``best.pt`` under
@@ -16,15 +17,17 @@ for both:
   the *physical zero* for ``dbr``/``log1p`` normalisations (no rain, no counts), the *training
   mean* for ``identity`` (temperature).
 - **Base nowcast**: a corrected SimVP (``config.base != "none"``) gets its base from
-  :func:`pipelines.bases.base_nowcast` on the *raw* input frames (NaN kept, as the training
+  :func:`pipelines.method.base_nowcasts.base_nowcast` on the *raw* input frames (NaN kept, as the
+  training
   windows compute it), for every lead time; base pixels without a value are filled like the
   inputs. The input times are needed (and, for ``climatology``, the archive of past frames).
 - **Provenance**: the checkpoint file's SHA-256 (:func:`file_sha256`) and the package version,
   architecture and base (:func:`model_version`).
 - **Pretrained fallback** (:meth:`SimVPMethod.pretrained`): when ``DIR/models/<source>/`` holds no
   ``best.pt``, :meth:`SimVPMethod.resolve` logs a warning and uses the shipped pretrained model
-  (:mod:`pipelines.pretrained`) zero-shot: the source's native frames are resampled
-  conservatively to the model's resolution (:mod:`pipelines.resample`) before the network (and
+  (:mod:`pipelines.method.pretrained`) zero-shot: the source's native frames are resampled
+  conservatively to the model's resolution (:mod:`pipelines.method.resample`) before the network
+  (and
   its base nowcast) and the forecast back to the source's grid after it; the provenance says
   ``model: pretrained radar v1 (sha256 …)``. Its units must be the card's (mm/h for radar: a
   reflectivity source is converted by its catalog entry's Z–R relation at ingest); its time
@@ -49,10 +52,10 @@ import xarray as xr
 from data_catalog.paths import DataDir
 from data_catalog.vocabulary import CHANNEL, X, Y
 from pipelines.baselines import BaselineFn, as_forecast, time_step
-from pipelines.bases import ARCHIVE_BASES, base_nowcast
+from pipelines.method.base_nowcasts import ARCHIVE_BASES, base_nowcast
+from pipelines.method.pretrained import Pretrained, load_pretrained
+from pipelines.method.resample import GridResampler, RegularGrid
 from pipelines.prepare import Preparation, nan_fill_values
-from pipelines.pretrained import Pretrained, load_pretrained
-from pipelines.resample import GridResampler, RegularGrid
 from simvp_model.checkpoint import LoadedModel, load_checkpoint
 from simvp_model.normalisation import Normalisation
 from simvp_model.predict import predict
@@ -254,7 +257,7 @@ class SimVPMethod:
         data_dir : path, optional
             Data directory for the default store.
         name : str
-            Pretrained model (:func:`pipelines.pretrained.load_pretrained`).
+            Pretrained model (:func:`pipelines.method.pretrained.load_pretrained`).
         model : Pretrained, optional
             Already loaded model (tests, repeated use).
         crs : pyproj.CRS, optional

@@ -1,9 +1,9 @@
 """Fine-tuning: start training from a pretrained model or a checkpoint (``--init-from``).
 
 :func:`initial_model` resolves ``"pretrained"`` (the shipped model, hash-checked by
-:func:`pipelines.pretrained.load_pretrained`), ``"pretrained:NAME"`` or a checkpoint path.
+:func:`pipelines.method.pretrained.load_pretrained`), ``"pretrained:NAME"`` or a checkpoint path.
 :func:`fine_tune_plan` checks that the source and the requested options fit it and returns what
-:func:`pipelines.train_source.train_source` needs:
+:func:`pipelines.training.source.train_source` needs:
 
 - the **architecture** is the initial model's (every ``SimVPConfig`` field but ``height`` and
   ``width``: the network is fully convolutional, so the grid size may differ); a model option
@@ -27,9 +27,9 @@ import pandas as pd
 import xarray as xr
 
 from data_catalog.spec import SourceSpec
-from pipelines.pretrained import load_pretrained
-from pipelines.resample import RegularGrid
-from pipelines.simvp_method import file_sha256
+from pipelines.method.pretrained import load_pretrained
+from pipelines.method.resample import RegularGrid
+from pipelines.method.simvp import file_sha256
 from simvp_model.checkpoint import LoadedModel, load_checkpoint
 
 logger = logging.getLogger(__name__)
