@@ -10,6 +10,11 @@ Layout (``DIR`` = ``--data-dir``, else ``$NOWCAST_DATA_DIR``, else ``./data``)::
     DIR/reports/<source>/         verification reports
 
 ``DIR`` may be a local path or an fsspec URL (``s3://bucket/prefix``); URLs are joined with ``/``.
+
+Every name joined here (``<source>``, sub-folders of a report) is checked by
+:func:`data_catalog.names.check_path_name` and the joined path by
+:func:`data_catalog.names.check_inside`: nothing built from a name leaves ``DIR``, whatever the
+name's origin (command line, catalog, checkpoint metadata).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from data_catalog.names import check_inside, check_path_name
 
 DATA_DIR_ENV = "NOWCAST_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -70,12 +77,20 @@ class DataDir:
 
     def _join(self, *parts: str) -> str:
         if is_url(self.root):
-            return "/".join([self.root.rstrip("/"), *parts])
-        return str(Path(self.root, *parts))
+            path = "/".join([self.root.rstrip("/"), *parts])
+        else:
+            path = str(Path(self.root, *parts))
+        return check_inside(self.root, path)
 
     def store(self, source: str) -> str:
-        """Path of the observation store of ``source``."""
-        return self._join("stores", f"{source}.zarr")
+        """Path of the observation store of ``source``.
+
+        Raises
+        ------
+        ValueError
+            When ``source`` is not a safe name (:func:`data_catalog.names.check_path_name`).
+        """
+        return self._join("stores", f"{check_path_name(source)}.zarr")
 
     def forecast_store(self, source: str, n_leads: int | None = None) -> str:
         """Path of the forecast store of ``source`` for one lead configuration.
@@ -89,6 +104,7 @@ class DataDir:
             count that differs from it gets its own store, ``forecasts/<source>-<N>leads.zarr``,
             since one store holds one ``lead_time`` axis.
         """
+        check_path_name(source)
         if n_leads is None:
             return self._join("forecasts", f"{source}.zarr")
         if isinstance(n_leads, bool) or not isinstance(n_leads, int) or n_leads < 1:
@@ -112,13 +128,29 @@ class DataDir:
         return cls.resolve(root)
 
     def models(self, source: str) -> str:
-        """Directory of the checkpoints trained on ``source``."""
-        return self._join("models", source)
+        """Directory of the checkpoints trained on ``source`` (``a+b`` for several)."""
+        return self._join("models", check_path_name(source))
 
     def figures(self, source: str) -> str:
         """Directory of the maps rendered for ``source``."""
-        return self._join("figures", source)
+        return self._join("figures", check_path_name(source))
 
-    def reports(self, source: str) -> str:
-        """Directory of the verification reports of ``source``."""
-        return self._join("reports", source)
+    def reports(self, source: str, *folders: str) -> str:
+        """Directory of the verification reports of ``source``, or a sub-folder of it.
+
+        Parameters
+        ----------
+        source : str
+            Source name (``a+b`` for several).
+        *folders : str
+            Sub-folders, e.g. ``"zero-shot-mch-radar"`` or ``"cv-event"``; each must be a
+            safe name like ``source``.
+
+        Raises
+        ------
+        ValueError
+            When a name is not safe (:func:`data_catalog.names.check_path_name`).
+        """
+        names = [check_path_name(source)]
+        names += [check_path_name(f, "report folder") for f in folders]
+        return self._join("reports", *names)

@@ -53,6 +53,10 @@ def _numbers(name: str, value: Any) -> tuple[float, ...]:
     return tuple(values)
 
 
+MAX_ACCUMULATION_MINUTES = 366 * 24 * 60
+"""Longest accumulation period accepted (a leap year): beyond it every rate rounds to 0."""
+
+
 @dataclass(frozen=True)
 class ReaderOptions:
     """Options of a source's reader (the catalog's ``reader_options``), typed and checked.
@@ -147,6 +151,14 @@ class ReaderOptions:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise _fail(f"reader_options.{name}", value, "a number > 0")
+        if self.accumulation_minutes is not None and (
+            self.accumulation_minutes > MAX_ACCUMULATION_MINUTES
+        ):
+            raise _fail(
+                "reader_options.accumulation_minutes",
+                self.accumulation_minutes,
+                f"at most {MAX_ACCUMULATION_MINUTES} (one year of minutes)",
+            )
         if self.slots_per_day is not None and (
             isinstance(self.slots_per_day, bool)
             or not isinstance(self.slots_per_day, int)

@@ -367,6 +367,25 @@ class SourceSpec:
             object.__setattr__(
                 self, "reader_options", ReaderOptions.from_dict(self.reader_options, self.reader)
             )
+        self._check_accumulation()
+
+    def _check_accumulation(self) -> None:
+        """``reader_options.accumulation_minutes`` must be the source's ``time_step``: each
+        frame is the sum over one step, and another period scales every rate by the ratio
+        (10 on a 5-min product halves them) without any other sign."""
+        minutes = self.reader_options.accumulation_minutes
+        if minutes is None:
+            return
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(self.time_step))
+        step_minutes = step / pd.Timedelta(minutes=1)
+        if float(minutes) != step_minutes:
+            raise _fail(
+                "reader_options.accumulation_minutes",
+                minutes,
+                f"{step_minutes:g}, the time_step {self.time_step} of source {self.name!r}: each "
+                f"frame sums one step, and {float(minutes):g} would scale every rate by "
+                f"{step_minutes / float(minutes):.3g}",
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> SourceSpec:

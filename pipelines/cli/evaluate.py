@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines.cli import COMMANDS
-from pipelines.cli._common import add_data_dir
+from pipelines.cli._common import add_data_dir, resolve_sources
 
 
 @COMMANDS.register("evaluate")
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.windows import source_names
 
     catalog = load_catalog(args.catalog) if args.catalog else None
+    resolve_sources(args.source, args.data_dir, args.catalog)  # safe, known names only
     if args.cv == "event":
         return run_cv(args, catalog)
     members = source_names(args.source)

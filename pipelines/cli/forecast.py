@@ -16,7 +16,7 @@ import gc
 
 from data_catalog.vocabulary import duration_text
 from pipelines.cli import COMMANDS
-from pipelines.cli._common import add_data_dir, duration
+from pipelines.cli._common import add_data_dir, duration, resolve_sources
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -27,8 +27,9 @@ def _run(args: argparse.Namespace) -> int:
     # The imported libraries (torch, xarray, matplotlib, cartopy) hold ~10^6 long-lived objects;
     # freezing them spares the collector re-scanning them (about 1 s per full collection).
     gc.freeze()
+    (source,) = resolve_one(args.source, args.data_dir)
     result = run_forecast(
-        args.source,
+        source,
         init_time=args.init_time,
         checkpoint=args.checkpoint,
         data_dir=args.data_dir,
@@ -51,6 +52,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"export:     {args.export_wb2} (WeatherBench2 naming)")
     print("seconds:    " + ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items()))
     return 0
+
+
+def resolve_one(text: str, data_dir: str | None) -> list[str]:
+    """``--source`` as one known, safe source name (a catalog source or an existing store)."""
+    names = resolve_sources(text, data_dir)
+    if len(names) != 1:
+        raise ValueError(f"--source: forecast takes one source, got {text!r}")
+    return names
 
 
 @COMMANDS.register("forecast")

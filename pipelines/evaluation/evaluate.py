@@ -448,10 +448,11 @@ def evaluate_source(
         groups,
         bootstrap,
     )
-    trained = "+".join(method.preparation().sources) or "unknown sources"
-    report_dir = root.reports(source)
-    if target.zero_shot:
-        report_dir = os.path.join(report_dir, f"zero-shot-{trained}")
+    trained = "+".join(method.preparation().sources) or "unknown"
+    # The zero-shot folder is named from checkpoint metadata: DataDir.reports checks the name
+    # (catalog rule) and that the folder stays under DIR/reports/<source>/.
+    folders = (f"zero-shot-{trained}",) if target.zero_shot else ()
+    report_dir = root.reports(source, *folders)
     n_blocks = len(np.unique(groups))
     notes = [
         f"source `{source}` ({spec.kind}), checkpoint `{method.name}` (trained on {trained})",

@@ -26,6 +26,9 @@ Satellite precipitation products in CF-netCDF (e.g. NWC SAF CRR: ``crr`` in mm/h
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
 import pandas as pd
 import pyproj
@@ -42,6 +45,9 @@ from pipelines.readers.base import (
     local_copy,
     native_io,
 )
+from pipelines.readers.limits import check_declared
+
+log = logging.getLogger(__name__)
 
 #: CF ``units`` strings -> (catalog units, factor to multiply by).
 CF_UNITS: dict[str, tuple[str, float]] = {
@@ -338,17 +344,100 @@ def read_cf_netcdf(path: str, spec: SourceSpec) -> Frames:
     """Read the catalog variables of one CF-netCDF file (see the module docstring)."""
     local = local_copy(path)
     with native_io():  # netCDF-C/HDF5 are not thread-safe: open + decode under the lock
-        try:
-            ds = xr.open_dataset(local, engine="netcdf4", decode_timedelta=False)
-        except (OSError, ValueError, RuntimeError) as error:
-            raise ValueError(
-                f"{path}: not a readable netCDF file (corrupt or truncated?): {error}"
-            ) from None
-        with ds:
+        # Times are decoded by decode_checked_times (an undecodable time is an error naming the
+        # file, not a warning and a silent fall back to the file name's time).
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
-                loaded = ds.load()
-            except (OSError, RuntimeError) as error:
+                ds = xr.open_dataset(
+                    local, engine="netcdf4", decode_times=False, decode_timedelta=False
+                )
+            except (OSError, ValueError, RuntimeError) as error:
                 raise ValueError(
-                    f"{path}: unreadable data (corrupt or truncated?): {error}"
+                    f"{path}: not a readable netCDF file (corrupt or truncated?): {error}"
                 ) from None
+            with ds:
+                needed = checked_variables(ds, spec, path)  # shapes/dtypes before any read
+                try:
+                    loaded = ds[needed].load()
+                except (OSError, RuntimeError) as error:
+                    raise ValueError(
+                        f"{path}: unreadable data (corrupt or truncated?): {error}"
+                    ) from None
+            if spec.reader_options.time_source != "file_name":
+                loaded = decode_checked_times(loaded, path)
+        for warning in caught:
+            log.debug("%s: %s: %s", path, warning.category.__name__, warning.message)
     return frames_from_dataarrays(loaded, spec, path)
+
+
+def checked_variables(ds: xr.Dataset, spec: SourceSpec, path: str) -> list[str]:
+    """Names of the variables the reader needs, each checked for shape and dtype before load.
+
+    The catalog variables must have the catalog grid's two spatial sizes (and a numeric
+    dtype); they, their coordinates, grid mappings, the time and coverage variables are kept,
+    the other variables are never read (a file may declare a huge one it does not need).
+    """
+    options = spec.reader_options
+    for var in spec.variables:
+        if var.source not in ds.data_vars:
+            raise ValueError(
+                f"{path}: no variable {var.source!r} (for {var.name!r}); has {list(ds.data_vars)}"
+            )
+    names = [v.source for v in spec.variables]
+    for name in list(names):
+        da = ds[name]
+        rest = [int(n) for n in da.shape]
+        for size in spec.grid.shape:  # the two spatial sizes, in any dim order
+            if size in rest:
+                rest.remove(size)
+        if len(rest) != da.ndim - 2 or len(rest) > 1:
+            check_declared(da.shape, da.dtype, spec, path, f"variable {name!r}", None)
+        check_declared((*rest, *spec.grid.shape), da.dtype, spec, path, f"variable {name!r}", None)
+        mapping = da.attrs.get("grid_mapping")
+        if isinstance(mapping, str) and mapping in ds.variables:
+            names.append(mapping)
+    for extra in (options.time_variable, options.coverage_variable):
+        if extra is not None and extra in ds.variables and extra not in names:
+            names.append(extra)
+    # Time-like data variables (a 0-d valid_time...) may carry the frame time: small, kept.
+    names += [str(n) for n in ds.data_vars if ds[n].ndim <= 1 and str(n) not in names]
+    return names
+
+
+def decode_checked_times(ds: xr.Dataset, path: str) -> xr.Dataset:
+    """Decode the CF times of ``ds`` (opened with ``decode_times=False``) to ``datetime64[ns]``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path``, the variable, its units and values when a time cannot be decoded or
+        falls outside ``datetime64[ns]`` (years 1678 to 2261), instead of xarray's warning
+        and a fall back to the file name's time.
+    """
+    coder = xr.coders.CFDatetimeCoder(use_cftime=False)
+    for name in list(ds.variables):
+        units = ds[name].attrs.get("units")
+        if not isinstance(units, str) or " since " not in units:
+            continue
+        raw = ds[name].values
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                decoded = coder.decode(ds.variables[name], name=str(name))
+                values = np.asarray(decoded.values)
+            if values.dtype.kind != "M" or np.isnat(values).any():
+                raise ValueError("not all values are times")
+        except (ValueError, OverflowError, TypeError, Warning, pd.errors.OutOfBoundsDatetime):
+            shown = np.atleast_1d(raw)[:3].tolist()
+            raise ValueError(
+                f"{path}: time variable {name!r} cannot be decoded: units {units!r}, values "
+                f"{shown}{'...' if np.size(raw) > 3 else ''}; expected CF units like 'seconds "
+                "since 1970-01-01' and times in years 1678 to 2261 (fix the file, or set "
+                "reader_options.time_source: file_name to time it by its name)"
+            ) from None
+        if name in ds.indexes or name in ds.coords:
+            ds = ds.assign_coords({name: decoded})
+        else:
+            ds[name] = decoded
+    return ds

@@ -14,9 +14,6 @@ Variable ``source``: ``DBZ``. ``units: dBZ`` keeps reflectivity; ``units: mm/h``
 
 from __future__ import annotations
 
-import gzip
-import zlib
-
 import numpy as np
 import pandas as pd
 import pyproj
@@ -32,6 +29,7 @@ from pipelines.readers.base import (
     convert_units,
     read_bytes,
 )
+from pipelines.readers.limits import inflate, payload_cap
 
 #: Header ``param`` -> (physical units, offset, scale): value = (dn - offset) / scale.
 PARAMS = {"CorrectedReflectivity": ("dBZ", 64.0, 2.0), "Reflectivity": ("dBZ", 64.0, 2.0)}
@@ -95,12 +93,8 @@ def header_crs(header: dict[str, list[str]], path: str) -> str:
 @register_reader("fmi-pgm", options=("zr_a", "zr_b"))
 def read_fmi_pgm(path: str, spec: SourceSpec) -> Frames:
     """Read one FMI PGM(.gz) composite into one frame (see the module docstring)."""
-    raw = read_bytes(path)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            raise ValueError(f"{path}: corrupt or truncated gzip: {error}") from None
+    # 8-bit pixels: at most twice the catalog frame is inflated (a bomb stops there)
+    raw = inflate(read_bytes(path), payload_cap(spec, 1), path, "FMI PGM file")
     header, dn, maxval = parse_pgm(raw, path)
     check_shape(dn.shape, spec, path)
     try:

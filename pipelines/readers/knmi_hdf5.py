@@ -35,6 +35,7 @@ from pipelines.readers.base import (
     convert_units,
     open_hdf5,
 )
+from pipelines.readers.limits import read_dataset
 
 #: ``image_geo_parameter`` -> (quantity name in the catalog ``source``, file units).
 GEO_PARAMETERS = {
@@ -74,7 +75,7 @@ def read_knmi_hdf5(path: str, spec: SourceSpec) -> Frames:
     with open_hdf5(path) as h5:
         try:
             image = h5["image1"]
-            pv = image["image_data"][...]
+            pv = read_dataset(h5, "image1/image_data", spec, path, max_frames=0)
             calib = image["calibration"].attrs
             formula = _text(calib["calibration_formulas"])
             nodata = [

@@ -31,13 +31,20 @@ LUT = np.where(
 LUT[NODATA_DN] = np.nan
 
 
-def decode_dn(path: str) -> np.ndarray:
-    """Palette indices of the GIF at ``path``, uint8 ``(H, W)``; ``ValueError`` if unreadable."""
+def decode_dn(path: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Palette indices of the GIF at ``path``, uint8 ``(H, W)``; ``ValueError`` if unreadable
+    or (``shape`` given) when its declared size is not ``shape``, checked before decoding."""
     raw = read_bytes(path)  # a missing file stays a FileNotFoundError
     try:
         with Image.open(io.BytesIO(raw)) as image:
             if image.mode != "P":
                 raise ValueError(f"{path}: GIF mode {image.mode!r}, expected a palette ('P')")
+            declared = (image.height, image.width)  # from the header: nothing decoded yet
+            if shape is not None and declared != tuple(shape):
+                raise ValueError(
+                    f"{path}: grid shape {declared} != {tuple(shape)} of the source (declared "
+                    "by the GIF header; not decoded)"
+                )
             return np.array(image)
     except UnidentifiedImageError:
         # PIL's own text names the in-memory buffer (<_io.BytesIO object at 0x...>), not the file.
@@ -52,7 +59,7 @@ def read_mch_gif(path: str, spec: SourceSpec) -> Frames:
     time = parse_time(spec.path, path)
     if time is None:
         raise ValueError(f"{path}: the path pattern {spec.path!r} carries no time codes")
-    dn = decode_dn(path)
+    dn = decode_dn(path, spec.grid.shape)
     check_shape(dn.shape, spec, path)
     accumulation = LUT[dn]  # (H, W) mm per period
     data, notes = {}, {}

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from data_catalog.spec import ReaderOptions, SourceSpec
+from data_catalog.spec import SourceSpec
 from pipelines.readers import register_reader
 from pipelines.readers.base import (
     DEFAULT_UNDETECT_DBZ,
@@ -44,6 +44,7 @@ from pipelines.readers.base import (
     convert_units,
     open_hdf5,
 )
+from pipelines.readers.limits import read_dataset
 
 #: ODIM quantity -> units of its physical values.
 QUANTITY_UNITS = {
@@ -107,9 +108,11 @@ def _find_quantity(h5: h5py.File, quantity: str, path: str, dataset: str | None)
 
 
 def _decode(
-    h5: h5py.File, group: str, quantity: str, options: ReaderOptions, path: str
-) -> np.ndarray:
-    """Physical values ``(H, W)`` float64 of ``group`` (gain/offset/nodata/undetect applied)."""
+    h5: h5py.File, group: str, quantity: str, spec: SourceSpec, path: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Physical values ``(H, W)`` float64 of ``group`` (gain/offset/nodata/undetect applied)
+    and the raw values they come from (the dataset's shape and dtype checked before reading)."""
+    options = spec.reader_options
     ds_name = group.split("/")[0]
     levels = [_attrs(h5, f"{group}/what"), _attrs(h5, f"{ds_name}/what"), _attrs(h5, "what")]
     gain = float(
@@ -117,10 +120,14 @@ def _decode(
     )
     offset = _lookup(levels, "offset")
     offset = float(np.asarray(offset)) if offset is not None else 0.0
+    if not (np.isfinite(gain) and np.isfinite(offset)) or gain == 0:
+        raise ValueError(
+            f"{path}: ODIM {group} has gain {gain} and offset {offset}; calibration needs a "
+            "finite non-zero gain and a finite offset (a bad calibration would give a frame "
+            "without any value)"
+        )
     nodata, undetect = _lookup(levels, "nodata"), _lookup(levels, "undetect")
-    raw = h5[f"{group}/data"][...]
-    if raw.ndim != 2:
-        raise ValueError(f"{path}: {group}/data has shape {raw.shape}, expected (H, W)")
+    raw = read_dataset(h5, f"{group}/data", spec, path, max_frames=0)
     values = raw.astype(np.float64) * gain + offset
     if undetect is not None:
         undetect_mask = raw == np.asarray(undetect).astype(raw.dtype)
@@ -133,7 +140,7 @@ def _decode(
     if nodata is not None:
         values[raw == np.asarray(nodata).astype(raw.dtype)] = np.nan
     values[~np.isfinite(raw)] = np.nan  # float data may carry NaN for no data itself
-    return values
+    return values, raw
 
 
 @register_reader(
@@ -164,7 +171,7 @@ def read_odim_h5(path: str, spec: SourceSpec) -> Frames:
             projdef = _lookup(where, "projdef")
             if projdef is None:
                 raise ValueError(f"{path}: ODIM where has no projdef")
-            values = _decode(h5, group, quantity, options, path)
+            values, raw_data = _decode(h5, group, quantity, spec, path)
             check_shape(values.shape, spec, path)
             _check_geometry(where, _text(projdef), values.shape, spec, path)
             opts = options
@@ -181,7 +188,6 @@ def read_odim_h5(path: str, spec: SourceSpec) -> Frames:
                 undetect = _lookup([_attrs(h5, f"{group}/what"), _attrs(h5, f"{ds_name}/what"),
                                     _attrs(h5, "what")], "undetect")  # fmt: skip
                 if undetect is not None:  # no echo is no rain, whatever the Z-R relation says
-                    raw_data = h5[f"{group}/data"][...]
                     converted[raw_data == np.asarray(undetect).astype(raw_data.dtype)] = 0.0
             data[var.name] = converted[np.newaxis]  # (1, H, W)
             notes[var.name] = f"ODIM {group} {quantity}: raw * gain + offset; {note}"

@@ -48,8 +48,6 @@ Variable ``source``: the product id (``RW``...) for binary files, ``ASC`` for AS
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import re
 from dataclasses import dataclass, replace
 
@@ -69,6 +67,7 @@ from pipelines.readers.base import (
     read_bytes,
 )
 from pipelines.readers.cf_netcdf import physical_units
+from pipelines.readers.limits import inflate, payload_cap
 
 RADOLAN_CRS = (
     "+proj=stere +lat_0=90 +lat_ts=60 +lon_0=10 +R=6370040 +x_0=0 +y_0=0 +units=m +no_defs"
@@ -100,6 +99,9 @@ CLUTTER_BIT = 0x8000  # bit 15
 # 1-byte RVP6 reflectivity: dBZ = value / 2 - 32.5; 249 clutter, 250 no data.
 RVP6_CLUTTER, RVP6_NODATA = 249, 250
 
+MAX_INTERVAL_MINUTES = 366 * 1440
+"""Longest accumulation interval a header may state (a year; ``SF`` is 24 h, ``RU``... a month)."""
+
 _TOKENS = ("BY", "VS", "SW", "PR", "INT", "U", "GP", "VV", "MF", "QN", "VR", "MS", "ST")
 
 
@@ -117,15 +119,10 @@ class Header:
     size: int  # header bytes, ETX included
 
 
-def _decompress(raw: bytes, path: str) -> bytes:
-    try:
-        if raw[:2] == b"\x1f\x8b":
-            return gzip.decompress(raw)
-        if raw[:3] == b"BZh":
-            return bz2.decompress(raw)
-    except (OSError, EOFError, ValueError) as error:
-        raise ValueError(f"{path}: corrupt compressed RADOLAN file: {error}") from None
-    return raw
+TEXT_BYTES_PER_PIXEL = 8
+"""Longest value an ASCII grid is expected to spend per pixel (``-9999.0`` and a space); with
+:func:`~pipelines.readers.limits.payload_cap`'s factor 2 the inflate cap is 16 bytes per pixel
+of the catalog grid, far above the 2 of a binary product."""
 
 
 def _token_fields(text: str) -> dict[str, str]:
@@ -167,6 +164,16 @@ def parse_header(raw: bytes, path: str) -> Header:
         raise ValueError(f"{path}: RADOLAN header lacks {missing}: {text!r}") from None
     except ValueError as error:
         raise ValueError(f"{path}: unreadable RADOLAN header {text!r}: {error}") from None
+    if rows < 1 or cols < 1:
+        raise ValueError(
+            f"{path}: RADOLAN header GP {fields['GP']!r} gives {rows} x {cols} pixels; a "
+            "grid needs positive rows and columns (corrupt header?)"
+        )
+    if not 0 < interval <= MAX_INTERVAL_MINUTES:
+        raise ValueError(
+            f"{path}: RADOLAN header INT {fields['INT']!r} gives an interval of {interval:g} "
+            f"min; expected 1 to {MAX_INTERVAL_MINUTES} (corrupt header?)"
+        )
     return Header(product, time, length, precision, interval, (rows, cols), lead, end + 1)
 
 
@@ -290,8 +297,8 @@ def _read_binary(raw: bytes, path: str, spec: SourceSpec) -> Frames:
                 f"{path}: holds RADOLAN product {header.product!r}, not {var.source!r} of "
                 f"variable {var.name!r}"
             )
+    check_radolan_grid(header.shape, spec, path)  # before decoding: memory set by the catalog
     values, units, note = decode_binary(raw, header, path)
-    check_radolan_grid(header.shape, spec, path)
     values = _to_catalog_rows(values, south_first=True, spec=spec)
     time = header.time + pd.Timedelta(minutes=header.lead_minutes)
     check_name_time(time, spec, path)
@@ -360,7 +367,8 @@ def _read_ascii(raw: bytes, path: str, spec: SourceSpec) -> Frames:
 )  # fmt: skip
 def read_radolan(path: str, spec: SourceSpec) -> Frames:
     """Read one RADOLAN binary product or ASCII grid into one frame (see the module docstring)."""
-    raw = _decompress(read_bytes(path), path)
+    cap = payload_cap(spec, TEXT_BYTES_PER_PIXEL)
+    raw = inflate(read_bytes(path), cap, path, "RADOLAN file")
     if raw[:5].lower() == b"ncols" or raw[:5].lower() == b"nrows":
         return _read_ascii(raw, path, spec)
     return _read_binary(raw, path, spec)

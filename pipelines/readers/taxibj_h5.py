@@ -16,6 +16,7 @@ import pandas as pd
 from data_catalog.spec import SourceSpec
 from pipelines.readers import register_reader
 from pipelines.readers.base import Frames, check_shape, convert_units, open_hdf5
+from pipelines.readers.limits import check_declared
 
 CHANNELS = {"inflow": 0, "outflow": 1}
 
@@ -46,6 +47,9 @@ def read_taxibj_h5(path: str, spec: SourceSpec) -> Frames:
         if "date" not in h5 or "data" not in h5:
             raise ValueError(f"{path}: not the TaxiBJ layout (needs 'date' and 'data')")
         dates = h5["date"][...]
+        shape = h5["data"].shape  # (N, 2, H, W): spatial sizes checked before reading
+        check_declared((shape[0], *shape[2:]) if len(shape) == 4 else shape,
+                       h5["data"].dtype, spec, path, "data", max_frames=None)  # fmt: skip
         cube = h5["data"][...]
     if cube.ndim != 4 or cube.shape[0] != len(dates):
         raise ValueError(f"{path}: data has shape {cube.shape}, expected (N={len(dates)}, 2, H, W)")
