@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
+UNCHANGED = "what was already stored is unchanged"
+"""What a store keeps on a failed write, unless the error's ``store_state`` says otherwise."""
+
 OS_ERROR_HINTS: dict[int, str] = {
-    errno.ENOSPC: "no space left on the device; free some space or choose another --data-dir "
-    "(what was already stored is unchanged)",
-    errno.EDQUOT: "disk quota exceeded; free some space or choose another --data-dir "
-    "(what was already stored is unchanged)",
+    errno.ENOSPC: "no space left on the device; free some space or choose another --data-dir",
+    errno.EDQUOT: "disk quota exceeded; free some space or choose another --data-dir",
     errno.EACCES: "permission denied; choose a --data-dir you can write to, or fix its permissions",
     errno.EPERM: "operation not permitted; choose a --data-dir you can write to, or fix its "
     "permissions",
@@ -50,12 +52,19 @@ def environment_message(error: OSError) -> str:
         ``"<path>: <what is wrong>; <what to do>"`` where the path and errno are known, else
         the error's own text on one line.
     """
+    if isinstance(error, shutil.Error) and error.args and isinstance(error.args[0], list):
+        # copytree's list of every failed file (thousands on a full disk): count and first one
+        failed = error.args[0]
+        first = " ".join(str(failed[0][-1]).split()) if failed else "unknown"
+        return f"copying failed for {len(failed)} files, the first: {first}"
     filename = os.fsdecode(error.filename) if error.filename is not None else None
     if error.errno in (errno.ENOTDIR, errno.EEXIST) and filename:
         blocker = _file_in_the_way(filename)
         if blocker is not None:
             return f"{blocker} is a file, not a directory; --data-dir must name a directory"
     hint = OS_ERROR_HINTS.get(error.errno) if error.errno is not None else None
+    if hint is not None and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = f"{hint} ({getattr(error, 'store_state', UNCHANGED)})"
     if hint is not None:
         return f"{filename}: {hint}" if filename else hint
     text = " ".join(str(error).split())  # one line

@@ -96,6 +96,8 @@ def _link_copy(path: Path, target: Path) -> None:
     the small per-init arrays, which are rewritten, are real copies.
     """
 
+    failures: list[OSError] = []
+
     def copy(src: str, dst: str) -> None:
         if _is_chunk_file(path, Path(src)):
             try:
@@ -103,9 +105,20 @@ def _link_copy(path: Path, target: Path) -> None:
                 return
             except OSError:  # no hard links on this file system: a real copy is as safe
                 pass
-        shutil.copy2(src, dst)
+        try:
+            shutil.copy2(src, dst)
+        except OSError as error:
+            failures.append(error)
+            raise
 
-    shutil.copytree(path, target, copy_function=copy)
+    try:
+        shutil.copytree(path, target, copy_function=copy)
+    except shutil.Error as error:
+        # copytree goes on past a failed file and raises one Error listing them all (thousands
+        # of lines on a full disk); the first failure, with its errno (ENOSPC...), says it all.
+        if failures:
+            raise failures[0] from None
+        raise OSError(f"copying {path} to {target} failed for {len(error.args[0])} files") from None
 
 
 @functools.cache

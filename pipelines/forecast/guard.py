@@ -7,11 +7,17 @@ values of the stored entry and of the new one before any byte is written.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from data_catalog.vocabulary import INIT_TIME
+
+logger = logging.getLogger(__name__)
 
 COMPLETE = "forecast_complete"
 """The per-entry completeness flag of the forecast store (True once all its chunks landed)."""
@@ -56,3 +62,39 @@ def check_not_worse(entry: xr.Dataset, forecast: xr.Dataset) -> None:
             f"values, checkpoint {str(entry['checkpoint'].values)!r}) by one with {new} finite "
             f"values (checkpoint {str(forecast['checkpoint'].values[0])!r})"
         )
+
+
+@contextlib.contextmanager
+def restored_on_error(restore: Callable[[], None], entry: str) -> Iterator[None]:
+    """Run a rewrite of one entry; on an ``OSError`` (a full disk...) write the old one back.
+
+    Parameters
+    ----------
+    restore : callable
+        Writes the old entry (values and ``forecast_complete`` flag, read before the rewrite)
+        back in place.
+    entry : str
+        ``"init_time <T> of <store>"``, for messages.
+
+    Raises
+    ------
+    OSError
+        The original error, re-raised. When the restore succeeded the entry is as it was (the
+        CLI's "what was already stored is unchanged" holds); when the restore failed too, the
+        error gets a ``store_state`` attribute saying truthfully what changed, which
+        :func:`pipelines.cli._errors.environment_message` prints instead.
+    """
+    try:
+        yield
+    except OSError as error:
+        try:
+            restore()
+        except OSError as again:
+            error.store_state = (  # type: ignore[attr-defined]
+                f"{entry} is partly rewritten and marked incomplete ({COMPLETE} False, "
+                f"restoring it failed too: {again.strerror or again}); re-run that forecast "
+                "once there is space"
+            )
+        else:
+            logger.warning("%s: rewrite failed (%s); the old entry was written back", entry, error)
+        raise

@@ -1,9 +1,5 @@
 """The forecast store ``DIR/forecasts/<source>.zarr``: layout and idempotent per-init writes.
 
-(About 600 lines, half of them this description: the layout, its builder and the write protocol
-share the encoding and the crash-stage hooks; back-fills are in :mod:`pipelines.forecast.backfill`,
-the guard against replacing a complete entry by a worse one in :mod:`pipelines.forecast.guard`.)
-
 Layout (Zarr v3, zstd; checked with cf_xarray and rioxarray, see ``docs/ARCHITECTURE.md``)::
 
     <variable>(init_time, lead_time, y, x)       float32, physical units, grid_mapping="crs"
@@ -32,12 +28,14 @@ in place (idempotent); an earlier init time not yet in the store (a back-fill) i
 order. Every write touches only the new entry's chunks plus a few bytes per init time of the small
 per-init arrays, never the span between init times; a back-fill also renames the later entries'
 chunk files, in a hard-linked copy (no data read or copied). Readers holding the store open across
-a back-fill must reopen it, since later entries move one index. Stores of an older layout, which
+a back-fill must reopen it, since later entries move one index (:data:`READER_NOTE`, also in the
+store's ``reader_note`` attribute). Stores of an older layout, which
 had empty slots at the source step (``forecast_complete = False``), stay readable and writable;
 ``open_forecast_store(..., complete_only=True)`` drops such slots.
 
-A complete entry is never replaced by one with fewer finite values (a model that produces NaN),
-and each lead configuration has its own store (see ``DataDir.forecast_store``).
+A complete entry is never replaced by one with fewer finite values (a model that produces NaN;
+:mod:`pipelines.forecast.guard`), and each lead configuration has its own store
+(``DataDir.forecast_store``); back-fills are in :mod:`pipelines.forecast.backfill`.
 
 Concurrency and crash safety
 ----------------------------
@@ -52,13 +50,15 @@ goes to a temporary directory that is renamed into place. A back-fill builds its
 store and swaps it in atomically (Linux ``renameat2`` exchange; elsewhere two renames, undone on
 the next write if the writer died between them). Rewriting an existing init time first
 sets its ``forecast_complete`` flag to False and sets it back only after all its chunks were
-replaced, so a write killed midway marks that one entry incomplete and leaves the others intact.
+replaced, so a write killed midway marks that one entry incomplete and leaves the others intact;
+a rewrite failing with an ``OSError`` (a full disk) writes the old entry and flag back.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +82,7 @@ from data_catalog.vocabulary import (
     duration_text,
 )
 from pipelines.forecast import backfill
-from pipelines.forecast.guard import COMPLETE, check_not_worse
+from pipelines.forecast.guard import COMPLETE, check_not_worse, restored_on_error
 from pipelines.zarr_transaction import (
     commit,
     quiet_consolidation,
@@ -101,6 +101,11 @@ PROVENANCE_STRINGS = ("checkpoint", "checkpoint_sha256", "model_version", "fallb
 """Per-init-time provenance strings (``fallback`` is "" unless a fallback input was chosen)."""
 
 STORE_FORMAT = "simvp-nowcast-forecast-1"
+READER_NOTE = (  # the shifted-reader hazard, in every new store's ``reader_note`` attribute
+    "a back-fill inserts an earlier init_time in order and moves every later entry one index: a "
+    "reader holding this store open across a write must reopen it, else it reads an entry's "
+    "values under another entry's label"
+)
 _TIME_UNITS = "minutes since 1970-01-01 00:00:00"  # int64 minutes: exact for minute-step sources
 _COORD_CHUNK = 4096  # 1-D/2-D per-init coordinates: one small chunk holds many init times
 
@@ -432,11 +437,6 @@ def _leads_text(leads: np.ndarray) -> str:
     return f"{len(leads)} lead times ({first}..{last})"
 
 
-def _resize(path: Path, n: int) -> None:
-    """Set the ``init_time`` length of every array to ``n`` (drops chunks beyond ``n``)."""
-    resize_along(path, INIT_TIME, n)
-
-
 def _region_write(path: Path, block: xr.Dataset, start: int) -> None:
     """Write ``block`` (variables along ``init_time``) at ``init_time`` offset ``start``."""
     block = block.drop_vars([v for v in block.variables if INIT_TIME not in block[v].dims])
@@ -482,6 +482,7 @@ def _create(path: Path, forecast: xr.Dataset) -> None:
     """Write the first forecast to a temporary directory and rename it into place."""
     ds = forecast.copy()
     ds.attrs["history"] = f"{_now()} created with init_time {_iso(forecast[INIT_TIME].values[0])}"
+    ds.attrs["reader_note"] = READER_NOTE
 
     def write(staging: Path) -> None:
         with quiet_consolidation():
@@ -544,13 +545,17 @@ def write_forecast(
         times = store[INIT_TIME].values  # (n,) sorted, one per issued init time
         n = len(times)
         index = int(np.searchsorted(times, init))
-        _resize(path, n)  # discard whatever an interrupted writer left beyond the committed n
+        resize_along(path, INIT_TIME, n)  # drop what an interrupted writer left beyond n
         if index < n and times[index] == init:
             check_not_worse(store.isel({INIT_TIME: index}), forecast)
-            _replace(path, forecast, index)
+            old = store.isel({INIT_TIME: [index]}).load()  # written back if the rewrite fails
+            entry = f"init_time {_iso(init)} of {path}"
+            with restored_on_error(lambda: _region_write(path, old, index), entry):
+                _replace(path, forecast, index)
+                _commit(path, f"{_now()} replaced init_time {_iso(init)}")
             action = "replaced"
         elif index == n:  # append: resize, write the new entry only, commit by consolidating
-            _resize(path, n + 1)
+            resize_along(path, INIT_TIME, n + 1)
             _stage("resized")
             _region_write(path, forecast, n)
             _stage("data_written")
@@ -558,7 +563,7 @@ def write_forecast(
         else:  # back-fill: sorted insert in a hard-linked copy, swapped in atomically
             _insert(path, forecast, index, n)
             action = "inserted"
-        if action != "inserted":
+        if action == "appended":
             _commit(path, f"{_now()} {action} init_time {_iso(init)}")
         _stage("committed")
     logger.info("%s init_time %s (index %d) in %s", action, _iso(init), index, path)
@@ -584,8 +589,12 @@ def _insert(path: Path, forecast: xr.Dataset, index: int, n: int) -> None:
     init = _iso(forecast[INIT_TIME].values[0])
     logger.info("inserting init_time %s at index %d of %d", init, index, n)
     tmp = staging_path(path)
-    backfill.copy_with_gap(path, tmp, index, n)
-    _stage("insert_copied")
-    _region_write(tmp, forecast, index)
-    _commit(tmp, f"{_now()} inserted init_time {init}")
+    try:  # the live store is untouched until the swap; a failed copy is removed at once
+        backfill.copy_with_gap(path, tmp, index, n)
+        _stage("insert_copied")
+        _region_write(tmp, forecast, index)
+        _commit(tmp, f"{_now()} inserted init_time {init}")
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # frees the space a full disk needs back
+        raise
     backfill.swap_in(tmp, path, _stage)
