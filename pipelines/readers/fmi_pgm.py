@@ -99,8 +99,11 @@ def read_fmi_pgm(path: str, spec: SourceSpec) -> Frames:
     check_shape(dn.shape, spec, path)
     try:
         time = pd.to_datetime(_word(header, "obstime", path)[0], format="%Y%m%d%H%M")
-    except ValueError as error:
-        raise ValueError(f"{path}: bad obstime {header.get('obstime')}: {error}") from None
+    except (ValueError, OverflowError):  # pandas' own text suggests format/dayfirst options
+        raise ValueError(
+            f"{path}: bad PGM obstime {' '.join(header.get('obstime', []))!r}; expected "
+            "YYYYMMDDHHMM (UTC)"
+        ) from None
     check_name_time(time, spec, path)
     crs = header_crs(header, path)
     check_crs(crs, spec, path)

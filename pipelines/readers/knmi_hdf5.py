@@ -95,7 +95,12 @@ def read_knmi_hdf5(path: str, spec: SourceSpec) -> Frames:
         except (KeyError, OSError) as error:
             raise ValueError(f"{path}: not a KNMI HDF5 composite (missing {error})") from None
         except ValueError as error:
-            raise ValueError(f"{path}: unreadable KNMI metadata: {error}") from None
+            # the first sentence only: pandas appends format/dayfirst suggestions to bad times
+            reason = str(error).split(". You might")[0].split("\n")[0]
+            raise ValueError(
+                f"{path}: unreadable KNMI metadata: {reason} (times are like "
+                "26-AUG-2010;01:00:00.000, UTC)"
+            ) from None
     check_shape(pv.shape, spec, path)
     check_name_time(end, spec, path)
     match = _FORMULA.match(formula)

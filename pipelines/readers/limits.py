@@ -60,7 +60,7 @@ def _gzip() -> zlib._Decompress:
     return zlib.decompressobj(16 + zlib.MAX_WBITS)  # 16+: gzip header and trailer
 
 
-def _inflate_stream(make: Callable[[], Any], raw: bytes, cap: int) -> tuple[bytes, bool, bool]:
+def _inflate_stream(make: Callable[[], Any], raw: bytes, cap: int) -> tuple[bytearray, bool, bool]:
     """Decompress ``raw`` with decompressor objects from ``make``, stopping past ``cap`` bytes.
 
     Returns ``(output, over_cap, complete)``; concatenated members (``cat a.gz b.gz``) are
@@ -71,20 +71,21 @@ def _inflate_stream(make: Callable[[], Any], raw: bytes, cap: int) -> tuple[byte
     while True:
         out += decompress.decompress(pending, cap + 1 - len(out))  # max_length >= 1
         if len(out) > cap:
-            return bytes(out), True, False
+            return out, True, False
         if decompress.eof:
             tail = decompress.unused_data
             if not tail.strip(b"\0"):
-                return bytes(out), False, True
+                return out, False, True
             decompress, pending = make(), tail  # the next member
             continue
         pending = getattr(decompress, "unconsumed_tail", b"")  # zlib keeps unread input
         if not pending and getattr(decompress, "needs_input", True):
-            return bytes(out), False, False  # input exhausted before the end: truncated
+            return out, False, False  # input exhausted before the end: truncated
 
 
-def inflate(raw: bytes, cap: int, path: str, what: str = "file") -> bytes:
-    """``raw`` decompressed (gzip or bzip2 by its magic bytes; else unchanged), at most ``cap``.
+def inflate(raw: bytes, cap: int, path: str, what: str = "file") -> bytes | bytearray:
+    """``raw`` decompressed (gzip or bzip2 by its magic bytes; else unchanged), at most ``cap``
+    bytes (a ``bytearray`` when inflated: no second copy of the payload).
 
     Parameters
     ----------

@@ -78,8 +78,11 @@ def _attrs(h5: h5py.File, name: str) -> h5py.AttributeManager | Mapping[str, obj
 def _time(date: object, time: object, path: str, what: str) -> pd.Timestamp:
     try:
         return pd.to_datetime(_text(date) + _text(time), format="%Y%m%d%H%M%S")
-    except ValueError as error:
-        raise ValueError(f"{path}: bad ODIM {what} date/time: {error}") from None
+    except (ValueError, OverflowError):  # pandas' own text suggests format/dayfirst options
+        raise ValueError(
+            f"{path}: bad ODIM {what} date/time {_text(date)!r} {_text(time)!r}; expected "
+            "date YYYYMMDD and time HHMMSS (UTC)"
+        ) from None
 
 
 def _find_quantity(h5: h5py.File, quantity: str, path: str, dataset: str | None) -> str:
