@@ -65,7 +65,11 @@ def check_path_name(name: object, what: str = "source name") -> str:
 
 
 def check_inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:
-    """Return ``path`` if it lies under ``root`` (after resolving ``..`` and links), else raise.
+    """Return ``path`` if it lies under ``root`` once ``..`` is collapsed, else raise.
+
+    Symbolic links are not followed: the names joined under ``root`` are checked by
+    :func:`check_path_name` (no separators, no ``..``), so a link inside the data directory is
+    one its owner made (e.g. a store on another disk).
 
     Parameters
     ----------
@@ -85,9 +89,8 @@ def check_inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> 
         inside = path_text.startswith(base + "/") and ".." not in path_text[len(base) :].split("/")
         normal = posixpath.normpath(path_text.split("://", 1)[1])
         inside = inside and normal.startswith(posixpath.normpath(base.split("://", 1)[1]) + "/")
-    else:
-        resolved_root = Path(root_text).resolve()
-        inside = Path(path_text).resolve().is_relative_to(resolved_root)
+    else:  # '..' collapsed, links kept: a store the user links to another disk stays usable
+        inside = Path(os.path.abspath(path_text)).is_relative_to(os.path.abspath(root_text))
     if not inside:
         raise ValueError(f"{path_text!r} is outside the data directory {root_text!r}")
     return path_text
