@@ -58,6 +58,10 @@ class InitialModel:
         Grid spacing it was trained at (pretrained models record it), metres.
     time_step : str or None
         Its frames' time step.
+    units : tuple of str, optional
+        Units of its channels, as recorded (``None`` when the checkpoint records none).
+    trained_on : str
+        What it was trained on (a source name, ``moving-mnist``...), for messages.
     """
 
     loaded: LoadedModel = field(repr=False)
@@ -65,6 +69,8 @@ class InitialModel:
     sha256: str
     resolution_m: float | None
     time_step: str | None
+    units: tuple[str, ...] | None = None
+    trained_on: str = "unknown"
 
     def provenance(self) -> dict[str, Any]:
         """Plain ``metadata["init_from"]`` of the fine-tuned checkpoint."""
@@ -94,6 +100,8 @@ def initial_model(init_from: str | os.PathLike[str]) -> InitialModel:
             model.card.sha256,
             model.card.resolution_m,
             model.card.time_step,
+            (str(model.card.units),),
+            f"the shipped {name} model",
         )
     if not os.path.isfile(text):
         raise FileNotFoundError(
@@ -102,12 +110,17 @@ def initial_model(init_from: str | os.PathLike[str]) -> InitialModel:
     loaded = load_checkpoint(text)
     recorded = dict(loaded.metadata.get("pretrained") or {})
     resolution = recorded.get("resolution_m")
+    units = loaded.metadata.get("units")
     return InitialModel(
         loaded,
         text,
         file_sha256(text),
         None if resolution is None else float(resolution),
         loaded.metadata.get("time_step"),
+        None
+        if units is None
+        else tuple(str(u) for u in ([units] if isinstance(units, str) else units)),
+        str(loaded.metadata.get("source") or "unknown"),
     )
 
 
@@ -163,10 +176,18 @@ def fine_tune_plan(
     Raises
     ------
     ValueError
-        A preset, a differing model option, frame count, time step or a resolution the store
-        cannot be coarsened to.
+        A model of other units (another kind, e.g. Moving MNIST for radar), a preset, a
+        differing model option, frame count, time step or a resolution the store cannot be
+        coarsened to.
     """
     config = init.loaded.config
+    wanted = tuple(v.units for v in spec.variables)
+    if init.units is not None and init.units != wanted:
+        raise ValueError(
+            f"--init-from {init.label}: that model was trained on {init.trained_on} with units "
+            f"{list(init.units)}, source {spec.name!r} ({spec.kind}) has {list(wanted)}; "
+            "fine-tuning needs a model of the same kind and units (train from scratch instead)"
+        )
     if preset is not None:
         raise ValueError(
             f"--preset {preset!r} conflicts with --init-from {init.label}: the architecture is "

@@ -421,9 +421,9 @@ def train_source(
         },
     }
     log.info(
-        "training %s: preset %s, %s, %s samples/%s/%s, %s epochs -> %s",
+        "training %s: %s, %s, %s samples/%s/%s, %s epochs -> %s",
         label,
-        preset_name,
+        f"preset {preset_name}" if plan is None else f"architecture of {init_from}",
         model_config,
         n_train,
         len(windows.val),

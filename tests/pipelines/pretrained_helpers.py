@@ -1,4 +1,4 @@
-"""A tiny test-built pretrained model (the shipped one: scripts/train_pretrained.py)."""
+"""A tiny test-built pretrained model (the shipped one: benchmarks/pretrained.py)."""
 
 from __future__ import annotations
 

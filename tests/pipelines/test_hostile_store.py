@@ -112,3 +112,25 @@ def test_a_shutil_error_list_becomes_one_line():
     failed = [(f"/s/{i}", f"/d/{i}", "[Errno 28] No space left on device") for i in range(500)]
     message = environment_message(shutil.Error(failed))
     assert message.startswith("copying failed for 500 files") and len(message) < 200
+
+
+# --- --init-from of another kind -------------------------------------------------------------
+
+
+def test_init_from_a_moving_mnist_checkpoint_is_refused_for_radar(tmp_path):
+    from data_catalog.catalog import get_source
+    from pipelines.training.finetune import fine_tune_plan, initial_model
+    from simvp_model.checkpoint import save_checkpoint
+    from simvp_model.model import SimVP
+    from simvp_model.normalisation import Normalisation
+    from tests.pipelines.forecast_helpers import tiny_config
+
+    config = tiny_config(2, 2, (16, 16))
+    path = tmp_path / "mnist.pt"
+    metadata = {"source": "moving-mnist", "units": "1 (pixel intensity / 255)"}
+    save_checkpoint(path, SimVP(config), config, Normalisation("identity", (0.0,), (1.0,)), {},
+                    metadata)  # fmt: skip
+    init = initial_model(path)
+    assert init.units == ("1 (pixel intensity / 255)",) and init.trained_on == "moving-mnist"
+    with pytest.raises(ValueError, match=r"trained on moving-mnist .* 'mch-radar' \(radar\)"):
+        fine_tune_plan(init, get_source("mch-radar"), tmp_path / "none.zarr", {}, {})

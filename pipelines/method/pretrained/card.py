@@ -226,7 +226,8 @@ def load_pretrained(
     if sha != card.sha256:
         raise PretrainedIntegrityError(
             f"pretrained model {name!r}: {path} has SHA-256 {sha}, its card says {card.sha256}; "
-            "the file is corrupt or the card is stale (rebuild with scripts/train_pretrained.py)"
+            "the file is corrupt or the card is stale (rebuild with "
+            "python -m benchmarks.pretrained --ship)"
         )
     loaded = load_checkpoint(path, map_location=map_location)
     recorded = dict(loaded.metadata.get("pretrained") or {})
