@@ -15,6 +15,7 @@ import logging
 import pkgutil
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 
 from pipelines.cli._errors import environment_message
@@ -58,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     tune_glibc_malloc()  # training/inference steps reuse their heap instead of page-faulting
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the caller's handler afterwards
+            warnings.showwarning = _log_warning  # library warnings: one debug line, not raw text
+            return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:
         # Bad input from the user: one clear line, no traceback.
         return _fail(args, str(error), 2)
@@ -66,6 +69,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The environment (disk full, permissions, a file where a directory belongs, an
         # unreachable scheduler): one actionable line; the traceback with -v.
         return _fail(args, environment_message(error), 1)
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Show a Python warning as one debug log line (``-v`` shows it) instead of raw text.
+
+    Library warnings (numpy ``RuntimeWarning`` on hostile values, pandas hints, xarray's
+    ``SerializationWarning``) are not the user's to act on: what matters reaches them as an
+    error naming the file, or in the command's summary.
+    """
+    text = " ".join(str(message).split())
+    logging.getLogger("py.warnings").debug(
+        "%s: %s (%s:%s)", category.__name__, text, filename, lineno
+    )
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:

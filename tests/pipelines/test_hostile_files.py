@@ -16,7 +16,6 @@ import pytest
 
 from data_catalog.spec import SourceSpec
 from pipelines.readers import read_file
-from pipelines.readers.limits import inflate, payload_cap
 from tests.pipelines import hostile_files as hf
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,6 +70,8 @@ def test_bombs_of_every_format_are_refused_with_bounded_memory(tmp_path):
 
 @pytest.mark.parametrize("kind", ["gz", "bz2"])
 def test_inflate_caps_streamed_decompression(kind):
+    from pipelines.readers.limits import inflate
+
     compress = gzip.compress if kind == "gz" else bz2.compress
     payload = bytes(range(256)) * 40
     assert bytes(inflate(compress(payload) + compress(payload), 100_000, "f")) == payload * 2
@@ -81,6 +82,8 @@ def test_inflate_caps_streamed_decompression(kind):
 
 
 def test_payload_cap_is_a_small_multiple_of_the_frame():
+    from pipelines.readers.limits import payload_cap
+
     spec = SourceSpec.from_dict(hf.radolan_entry())
     assert payload_cap(spec, 2) == 2 * 900 * 900 * 2 + 65536
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -134,3 +135,23 @@ def test_init_from_a_moving_mnist_checkpoint_is_refused_for_radar(tmp_path):
     assert init.units == ("1 (pixel intensity / 255)",) and init.trained_on == "moving-mnist"
     with pytest.raises(ValueError, match=r"trained on moving-mnist .* 'mch-radar' \(radar\)"):
         fine_tune_plan(init, get_source("mch-radar"), tmp_path / "none.zarr", {}, {})
+
+
+def test_library_warnings_do_not_reach_the_user(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import pipelines.forecast.run as run_module
+
+    def noisy(*args, **kwargs):
+        np.log(np.zeros(2))  # numpy RuntimeWarning: divide by zero
+        warnings.warn("Unable to decode time axis", UserWarning, stacklevel=1)
+        raise ValueError("stores/synthetic.zarr: the real, one-line error")
+
+    (tmp_path / "stores" / "synthetic.zarr").mkdir(parents=True)
+    monkeypatch.setattr(run_module, "run_forecast", noisy)
+    with warnings.catch_warnings():  # as outside pytest: warnings printed to stderr
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda *a, **k: sys.stderr.write(warnings.formatwarning(*a[:4]))
+        assert main(["forecast", "--source", "synthetic", "--data-dir", str(tmp_path)]) == 2
+    line = _one_line(capsys)
+    assert line.endswith("the real, one-line error") and "Warning" not in line
