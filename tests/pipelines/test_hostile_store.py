@@ -13,7 +13,7 @@ from pipelines.cli import main
 from pipelines.cli._errors import environment_message
 from pipelines.forecast import backfill
 from pipelines.forecast import store as fstore
-from pipelines.forecast.store import COMPLETE, READER_NOTE, open_forecast_store, write_forecast
+from pipelines.forecast.store import COMPLETE, open_forecast_store, write_forecast
 from tests.pipelines.forecast_helpers import make_forecast
 
 pytestmark = pytest.mark.timeout(120)
@@ -59,7 +59,7 @@ def _full(*args, **kwargs):
 def test_failed_replace_writes_the_old_entry_back(tmp_path, monkeypatch):
     path = tmp_path / "f.zarr"
     write_forecast(path, make_forecast(T0, 1.0))
-    assert open_forecast_store(path).attrs["reader_note"] == READER_NOTE
+    assert open_forecast_store(path).attrs["reader_note"] == fstore.READER_NOTE
 
     def hook(stage):
         if stage == "data_written":  # new chunks landed, completion flag not yet
