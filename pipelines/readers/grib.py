@@ -35,6 +35,7 @@ from data_catalog.spec import SourceSpec
 from pipelines.readers import register_reader
 from pipelines.readers.base import Frames, local_copy, native_io
 from pipelines.readers.cf_netcdf import VALUE_OPTIONS, frames_from_dataarrays
+from pipelines.readers.limits import check_declared
 
 GEOGRAPHIC_GRIDS = ("regular_ll",)
 
@@ -50,7 +51,15 @@ def _open(path: str, spec: SourceSpec) -> xr.Dataset:
                 local, engine="cfgrib", backend_kwargs=kwargs, decode_timedelta=True
             )
             with ds:
+                for name, da in ds.data_vars.items():  # spatial dims last: checked before load
+                    check_declared(da.shape[-2:], da.dtype, spec, path, f"GRIB {name!r}", 0)
                 return ds.load()
+    except ValueError as error:
+        if str(error).startswith(f"{path}: grid shape"):
+            raise  # the declared grid, already one line naming the file
+        raise ValueError(
+            f"{path}: not a readable GRIB file (corrupt or truncated?): {error}"
+        ) from error
     except Exception as error:  # cfgrib/ecCodes raise many types for a bad file
         raise ValueError(
             f"{path}: not a readable GRIB file (corrupt or truncated?): {error}"
