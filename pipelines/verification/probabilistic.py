@@ -122,7 +122,8 @@ def ensemble_pair(
     Returns
     -------
     ensemble, observation : xr.DataArray
-        NaN where a pixel is invalid; ``observation`` broadcast to the ensemble's other dims.
+        NaN where a pixel is invalid; ``observation`` broadcast to the ensemble's other dims;
+        without coordinates (see :func:`with_coords`).
     valid : xr.DataArray of bool
         Without ``realization``.
     """
@@ -133,6 +134,10 @@ def ensemble_pair(
             f"got {getattr(observation, 'dims', type(observation).__name__)}"
         )
     ensemble, observation = xr.align(ensemble, observation, join="exact")
+    # Aligned once: the many element-wise steps below run without coordinates (no re-alignment
+    # per operation, which dominates the cost on small grids); callers re-attach them.
+    ensemble = ensemble.drop_vars(list(ensemble.coords))
+    observation = observation.drop_vars(list(observation.coords))
     valid = ensemble.notnull().all(REALIZATION) & observation.notnull()
     observation = observation.broadcast_like(valid).where(valid)
     return ensemble.where(valid), observation, valid
@@ -170,6 +175,16 @@ def exceedance_probability(ensemble: xr.DataArray, thresholds: Sequence[float]) 
     return probability.rename(
         f"probability_of_{ensemble.name}_above_threshold" if ensemble.name else None
     )
+
+
+def with_coords(result: xr.DataArray, *sources: xr.DataArray) -> xr.DataArray:
+    """``result`` with the coordinates of ``sources`` that lie on its dims."""
+    coords = {}
+    for source in sources:
+        for name, coord in source.coords.items():
+            if name not in coords and coord.dims and set(coord.dims) <= set(result.dims):
+                coords[name] = coord.variable
+    return result.assign_coords(coords)
 
 
 # ----------------------------------------------------------------------------- sums
@@ -210,7 +225,7 @@ def crps_pixels(
     weights = xr.DataArray(2.0 * np.arange(1, m + 1) - m - 1, dims=REALIZATION)
     pairs = (ordered * weights).sum(REALIZATION)  # = Σ_{i<j} |x_i - x_j|
     spread = pairs / (m * (m - 1)) if fair else pairs / m**2
-    return (abs(ens - obs).mean(REALIZATION) - spread).where(valid)
+    return with_coords((abs(ens - obs).mean(REALIZATION) - spread).where(valid), observation)
 
 
 def _event_pair(
@@ -361,7 +376,7 @@ def _pooled_score(
     def score(
         forecast: xr.DataArray, observation: xr.DataArray, dims: Dims = None, **params: Any
     ) -> xr.DataArray:
-        totals = sums(forecast, observation, dims, **params)
+        totals = with_coords(sums(forecast, observation, dims, **params), observation, forecast)
         return xr.apply_ufunc(
             combine,
             totals,
@@ -373,7 +388,7 @@ def _pooled_score(
     def components(
         fc: xr.DataArray, obs: xr.DataArray, spatial: tuple[Hashable, ...], **params: Any
     ) -> xr.DataArray:
-        return sums(fc, obs, spatial, **params)
+        return with_coords(sums(fc, obs, spatial, **params), obs, fc)
 
     score.__name__ = name
     score.__doc__ = f"Pooled ``{name}`` of an ensemble (see :mod:`{__name__}`)."
@@ -420,7 +435,9 @@ def reliability_table(
         bin), ``count`` (pixels, int64), and coords ``bin_lower``/``bin_upper``.
     """
     bins = _check_bins(bins)
-    sums = _reliability_sums(forecast, observation, dims, threshold, bins)
+    sums = with_coords(
+        _reliability_sums(forecast, observation, dims, threshold, bins), observation, forecast
+    )
     n, sum_p, sum_o = (sums.isel({COMPONENT: slice(i * bins, (i + 1) * bins)}) for i in range(3))
     n, sum_p, sum_o = (
         a.rename({COMPONENT: PROBABILITY_BIN}).drop_vars(COMPONENT, errors="ignore")
@@ -455,7 +472,8 @@ def rank_histogram_table(
         Over ``(..., rank)`` with ``rank = 0..M``: ``count`` (pixels, fractional where tied)
         and ``frequency`` (share of the counted pixels; ``1/(M+1)`` each when flat).
     """
-    counts = _rank_sums(forecast, observation, dims, threshold).rename({COMPONENT: RANK})
+    counts = with_coords(_rank_sums(forecast, observation, dims, threshold), observation, forecast)
+    counts = counts.rename({COMPONENT: RANK})
     counts = counts.drop_vars(COMPONENT, errors="ignore")
     counts = counts.assign_coords({RANK: np.arange(counts.sizes[RANK])})
     total = counts.sum(RANK)
