@@ -173,7 +173,6 @@ def score_and_report(
     notes: list[str],
     provenance: Mapping[str, object],
     comparisons: Sequence[Comparison],
-    image_examples: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Score ``result`` with ``plan`` (intervals over ``groups``) and write the report.
 
@@ -208,7 +207,7 @@ def score_and_report(
         scores,
         title,
         notes,
-        examples=(result.observation, result.forecasts, result.history) if image_examples else None,
+        examples=(result.observation, result.forecasts, result.history),
         spectra=spectra,
         provenance=provenance,
         comparisons=pd.concat([table, extra], ignore_index=True) if len(extra) else table,

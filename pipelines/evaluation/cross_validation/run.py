@@ -51,6 +51,7 @@ from pipelines.evaluation.evaluate import (
     ARCHIVE_BASELINES,
     PLANS,
     SIMVP,
+    EvaluationPlan,
     MethodForecasts,
     ScoreRequest,
     concat_forecasts,
@@ -247,6 +248,76 @@ def score_fold(
     return concat_forecasts(parts)
 
 
+def _fold_rows(
+    fold: Fold, part: MethodForecasts, train_seconds: float, eval_seconds: float
+) -> list[dict[str, Any]]:
+    """``folds.csv`` rows of one fold: MSE per method and lead, and the fold's timings."""
+    n = part.observation.sizes[INIT_TIME]
+    return [
+        {
+            "fold": fold.index,
+            "event": fold.test.name,
+            "windows": n,
+            "method": r.method,
+            "lead_time_minutes": r.lead_time_minutes,
+            "mse": r.value,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+        }
+        for r in score_forecasts(part, [ScoreRequest("mse")]).itertuples(index=False)
+    ]
+
+
+def score_pooled(
+    pooled: MethodForecasts,
+    groups: np.ndarray,
+    plan: EvaluationPlan,
+    config: CVConfig,
+    baselines: Sequence[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """Scores with event intervals, paired comparisons and the ensembles' tables of all folds.
+
+    Returns
+    -------
+    scores, comparisons : pandas.DataFrame
+    reliability, rank_histograms : pandas.DataFrame or None
+        See :func:`pipelines.evaluation.scoring.ensemble_tables`.
+    """
+    scores = score_forecasts(
+        pooled, plan.scores, plan.image_scores, ensemble_requests=plan.ensemble_scores
+    )
+    scores = interval_rows(
+        scores, pooled.observation, pooled.forecasts, groups, config.bootstrap, pooled.ensembles
+    )
+    comparisons = [Comparison(SIMVP, b) for b in baselines] + [
+        Comparison(SIMVP, b, "csi", threshold=t)
+        for b in baselines
+        for t in config.comparison_thresholds
+    ]
+    table = comparison_table(
+        pooled.observation, pooled.forecasts, comparisons, groups, config.bootstrap
+    )
+    extra, reliability, ranks = ensemble_tables(pooled, plan, groups, config.bootstrap)
+    table = pd.concat([table, extra], ignore_index=True) if len(extra) else table
+    return scores, table, reliability, ranks
+
+
+def _method_notes(config: CVConfig, ensembles: Sequence[str]) -> list[str]:
+    """Report notes on the intervals, the training and the ensembles."""
+    notes = [
+        f"intervals: {config.bootstrap.level:.0%} percentile bootstrap resampling whole events "
+        f"({config.bootstrap.n_resamples} resamples, seed {config.bootstrap.seed})",
+        "each fold trains with the source defaults on the other events (validation = the last "
+        f"{config.split.val_fraction:.0%} of their frames); same scoring code for every method",
+    ]
+    if ensembles:
+        notes.append(
+            f"ensembles ({', '.join(ensembles)}): {config.members} members, seed "
+            f"{config.ensemble_seed}; probabilistic scores under the method's name"
+        )
+    return notes
+
+
 def cross_validate(
     source: str | Sequence[str],
     data_dir: str | os.PathLike[str] | None = None,
@@ -338,20 +409,7 @@ def cross_validate(
         n = part.observation.sizes[INIT_TIME]
         parts.append(part)
         groups.append(np.full(n, fold.test.id))
-        mse = score_forecasts(part, [ScoreRequest("mse")])
-        for r in mse.itertuples(index=False):
-            rows.append(
-                {
-                    "fold": fold.index,
-                    "event": fold.test.name,
-                    "windows": n,
-                    "method": r.method,
-                    "lead_time_minutes": r.lead_time_minutes,
-                    "mse": r.value,
-                    "train_seconds": t1 - t0,
-                    "eval_seconds": t2 - t1,
-                }
-            )
+        rows += _fold_rows(fold, part, t1 - t0, t2 - t1)
         logger.info(
             "fold %d (%s): %d windows, train %.0f s, eval %.0f s",
             fold.index,
@@ -362,22 +420,7 @@ def cross_validate(
         )
     pooled = concat_forecasts(parts)
     group = np.concatenate(groups)
-    scores = score_forecasts(
-        pooled, plan.scores, plan.image_scores, ensemble_requests=plan.ensemble_scores
-    )
-    scores = interval_rows(
-        scores, pooled.observation, pooled.forecasts, group, config.bootstrap, pooled.ensembles
-    )
-    comparisons = [Comparison(SIMVP, b) for b in baselines] + [
-        Comparison(SIMVP, b, "csi", threshold=t)
-        for b in baselines
-        for t in config.comparison_thresholds
-    ]
-    table = comparison_table(
-        pooled.observation, pooled.forecasts, comparisons, group, config.bootstrap
-    )
-    extra, reliability, ranks = ensemble_tables(pooled, plan, group, config.bootstrap)
-    table = pd.concat([table, extra], ignore_index=True) if len(extra) else table
+    scores, table, reliability, ranks = score_pooled(pooled, group, plan, config, list(baselines))
     spectra = spectra_by_method(pooled.observation, pooled.forecasts, (INIT_TIME, Y, X))
     spectra = {k: v.isel(channel=0) for k, v in spectra.items()}
     seconds = time.perf_counter() - started
@@ -389,17 +432,9 @@ def cross_validate(
         f"leave-one-event-out over {len(events)} events of {label} ({len(folds)} folds run"
         + ("" if len(folds) == len(events) else ", a partial run")
         + f"), {len(group)} held-out windows, {t_in} -> {t_out} frames at {spec.time_step}",
-        f"intervals: {config.bootstrap.level:.0%} percentile bootstrap resampling whole events "
-        f"({config.bootstrap.n_resamples} resamples, seed {config.bootstrap.seed})",
-        "each fold trains with the source defaults on the other events (validation = the last "
-        f"{config.split.val_fraction:.0%} of their frames); same scoring code for every method",
+        *_method_notes(config, sorted(pooled.ensembles)),
         f"wall time {seconds / 60:.1f} min",
     ]
-    if pooled.ensembles:
-        notes.append(
-            f"ensembles ({', '.join(pooled.ensembles)}): {config.members} members, seed "
-            f"{config.ensemble_seed}; probabilistic scores under the method's name"
-        )
     provenance = {
         "sources": label,
         "events": ", ".join(e.name for e in events),
