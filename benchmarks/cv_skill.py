@@ -205,7 +205,12 @@ def markdown(info: dict[str, Any]) -> str:
         f"- events: {', '.join(info['events'])}; folds run: {info['folds_run']}",
         f"- {info['n_windows']} held-out windows pooled "
         f"({', '.join(f'{k}: {v}' for k, v in info['windows_per_event'].items())})",
-        f"- intervals: {info['interval']}",
+        f"- intervals: {info['interval']}"
+        + (
+            " — ONE event scored: every interval below is a point, not an uncertainty"
+            if sum(v > 0 for v in info["windows_per_event"].values()) < 2
+            else ""
+        ),
         f"- training per fold: radar source defaults, options {info['train_options']}; "
         f"max test windows per event {info['max_test_windows']}",
         f"- wall time {info['wall_minutes']:.1f} min on {info['machine']['cpus']} CPUs "
