@@ -20,6 +20,8 @@ LONGITUDE = "longitude"
 INIT_TIME = "init_time"
 LEAD_TIME = "lead_time"
 CHANNEL = "channel"
+REALIZATION = "realization"
+THRESHOLD = "threshold"
 CRS = "crs"
 """Name of the scalar grid-mapping variable (``grid_mapping = "crs"`` on data variables)."""
 

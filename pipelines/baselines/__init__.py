@@ -16,6 +16,12 @@ Contract of every baseline in :data:`BASELINES` (``forecast(history, steps, **co
   ``lead_time`` timedelta64 coordinate, scalar ``init_time`` coordinate, the history's spatial
   coords. NaN policy is stated by each baseline.
 
+Ensemble baselines (:data:`ENSEMBLE_BASELINES`, e.g. ``steps``) follow the same contract with
+``forecast(history, steps, *, members, seed, **context)`` and return
+``(realization, lead_time, [channel,] y, x)``: ``members`` forecasts on a leading ``realization``
+dim (integer coordinate ``0..M-1``, CF ``standard_name: realization``); the same ``seed`` gives
+identical members. :func:`as_ensemble` builds that array.
+
 Every method evaluated by :mod:`pipelines.evaluation.evaluate` (SimVP included) is such a function;
 :func:`as_forecast` builds the returned array from ``(lead_time, ...)`` values.
 """
@@ -29,8 +35,17 @@ from pipelines.baselines import (
     optical_flow,
     persistence,
     sprog,
+    steps,
 )
-from pipelines.baselines._registry import BASELINES, BaselineFn, as_forecast, time_step
+from pipelines.baselines._registry import (
+    BASELINES,
+    ENSEMBLE_BASELINES,
+    BaselineFn,
+    EnsembleFn,
+    as_ensemble,
+    as_forecast,
+    time_step,
+)
 
 
 def get_baseline(name: str) -> BaselineFn:
@@ -38,16 +53,26 @@ def get_baseline(name: str) -> BaselineFn:
     return BASELINES.get(name)
 
 
+def get_ensemble_baseline(name: str) -> EnsembleFn:
+    """The ensemble baseline registered as ``name`` (``ValueError`` listing the valid names)."""
+    return ENSEMBLE_BASELINES.get(name)
+
+
 __all__ = [
     "BASELINES",
     "BaselineFn",
+    "ENSEMBLE_BASELINES",
+    "EnsembleFn",
     "anomaly_persistence",
     "anvil",
+    "as_ensemble",
     "as_forecast",
     "climatology",
     "get_baseline",
+    "get_ensemble_baseline",
     "optical_flow",
     "persistence",
     "sprog",
+    "steps",
     "time_step",
 ]

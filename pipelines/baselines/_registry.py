@@ -8,13 +8,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from data_catalog.vocabulary import INIT_TIME, LEAD_TIME, TIME
+from data_catalog.vocabulary import INIT_TIME, LEAD_TIME, REALIZATION, TIME
 from simvp_model.registry import Registry
 
 BaselineFn = Callable[..., xr.DataArray]
 """``forecast(history, steps, **context) -> xr.DataArray`` (see :mod:`pipelines.baselines`)."""
 
 BASELINES: Registry[BaselineFn] = Registry("baseline")
+
+EnsembleFn = Callable[..., xr.DataArray]
+"""``forecast(history, steps, *, members, seed, **context) -> xr.DataArray`` with a leading
+``realization`` dim (see :mod:`pipelines.baselines`)."""
+
+ENSEMBLE_BASELINES: Registry[EnsembleFn] = Registry("ensemble baseline")
 
 
 def check_history(history: xr.DataArray, min_frames: int = 1) -> None:
@@ -120,3 +126,76 @@ def forecast_per_channel(
             raise ValueError(f"channel {c}: history frames are all NaN, nothing to extrapolate")
         out[:, c] = channel_nowcast(values[:, c], steps)
     return as_forecast(history, out[:, 0] if squeeze else out, step)
+
+
+def check_members(members: int, seed: int) -> tuple[int, int]:
+    """Return ``(members, seed)`` if both are integers, ``members >= 1`` and ``seed >= 0``."""
+    if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
+        raise ValueError(f"members must be a positive integer, got {members!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(members), int(seed)
+
+
+def as_ensemble(history: xr.DataArray, values: np.ndarray, step: pd.Timedelta) -> xr.DataArray:
+    """Wrap ``values`` (realization, lead_time, [channel,] y, x) as an ensemble forecast.
+
+    The result is :func:`as_forecast` of each member with a leading ``realization`` dim
+    (integer coordinate ``0..M-1``, CF ``standard_name: realization``).
+    """
+    template = as_forecast(history, values[0], step)
+    members = xr.DataArray(
+        np.arange(values.shape[0]),
+        dims=REALIZATION,
+        attrs={"standard_name": "realization", "long_name": "ensemble member"},
+    )
+    return xr.DataArray(
+        values.astype(history.dtype, copy=False),
+        dims=(REALIZATION, *template.dims),
+        coords={**template.coords, REALIZATION: members},
+        attrs=template.attrs,
+        name=template.name,
+    )
+
+
+def ensemble_per_channel(
+    history: xr.DataArray,
+    steps: int,
+    channel_nowcast: Callable[[np.ndarray, int], np.ndarray],
+    min_frames: int,
+    step: str | pd.Timedelta | None = None,
+) -> xr.DataArray:
+    """Run a single-field ensemble nowcast on every channel of ``history`` and wrap the result.
+
+    Parameters
+    ----------
+    history : xr.DataArray
+        ``(time, [channel,] y, x)`` in physical units, at least ``min_frames`` frames.
+    steps : int
+        Number of lead times.
+    channel_nowcast : callable
+        ``(frames (T, y, x) float64, steps) -> (members, steps, y, x)`` for one channel.
+    min_frames : int
+        The fewest history frames the nowcast needs.
+    step : str or pd.Timedelta, optional
+        The time step (default: from ``history``'s times).
+
+    Returns
+    -------
+    xr.DataArray
+        ``(realization, lead_time, [channel,] y, x)`` (see :func:`as_ensemble`).
+    """
+    check_history(history, min_frames=min_frames)
+    steps = check_steps(steps)
+    step = time_step(history, step)
+    values = np.asarray(history.values, dtype="float64")
+    squeeze = values.ndim == 3
+    if squeeze:
+        values = values[:, None]  # (T, y, x) -> (T, C=1, y, x)
+    parts = []
+    for c in range(values.shape[1]):
+        if not np.isfinite(values[:, c]).any():
+            raise ValueError(f"channel {c}: history frames are all NaN, nothing to extrapolate")
+        parts.append(channel_nowcast(values[:, c], steps))  # (M, lead_time, y, x)
+    out = np.stack(parts, axis=2)  # (M, lead_time, C, y, x)
+    return as_ensemble(history, out[:, :, 0] if squeeze else out, step)

@@ -54,8 +54,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help=(
             "baselines to run instead of the source kind's default set; 'pretrained' adds the "
-            "shipped pretrained model, zero-shot"
+            "shipped pretrained model, zero-shot; ensemble baselines (steps) run with --members"
         ),
+    )
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=20,
+        help="members of every ensemble method (STEPS for radar; default 20)",
     )
     cv = parser.add_argument_group("cross-validation (--cv event)")
     cv.add_argument(
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             baselines=args.baselines,
             start=args.start,
             end=args.end,
+            members=args.members,
         )
         mse = report.scores[report.scores["score"] == "mse"]
         table = mse.pivot_table(index="method", columns="lead_time_minutes", values="value")
@@ -105,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
         verdict = "yes" if report.beats_persistence(SIMVP, "mse") else "no"
         print(f"SimVP MSE below persistence at every lead: {verdict}")
+        crps = report.scores[report.scores["score"] == "crps"]
+        if len(crps):
+            table = crps.pivot_table(index="method", columns="lead_time_minutes", values="value")
+            print(f"CRPS of the ensembles ({args.members} members) per lead time (minutes):")
+            print(table.to_string(float_format=lambda v: f"{v:.4g}"))
         print(f"report: {report.directory}")
     return 0
 
@@ -112,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 def run_cv(args: argparse.Namespace, catalog: object) -> int:
     """Leave-one-event-out cross-validation; print the paired MSE comparisons."""
     from pipelines.evaluation.cross_validation import CVConfig, cross_validate
+    from pipelines.evaluation.ensembles import split_names
     from pipelines.verification.bootstrap import BootstrapConfig
 
     if args.checkpoint is not None:
@@ -121,9 +134,12 @@ def run_cv(args: argparse.Namespace, catalog: object) -> int:
         options["epochs"] = args.epochs
     if args.max_minutes is not None:
         options["max_minutes"] = args.max_minutes
+    deterministic, ensembles = split_names(args.baselines) if args.baselines else (None, None)
     config = CVConfig(
         bootstrap=BootstrapConfig(seed=args.seed),
-        baselines=tuple(args.baselines) if args.baselines else None,
+        baselines=tuple(deterministic) if deterministic is not None else None,
+        ensembles=tuple(ensembles) if ensembles is not None else None,
+        members=args.members,
         folds=tuple(args.folds) if args.folds else None,
         max_test_windows=args.max_samples,
     )

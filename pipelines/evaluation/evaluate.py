@@ -30,6 +30,13 @@ training (physical zero for ``dbr``/``log1p``, the training mean for ``identity`
 
 Which baselines and scores apply is declared per source kind in
 :data:`pipelines.verification.plans.PLANS` (re-exported here).
+
+Ensemble methods (:data:`pipelines.baselines.ENSEMBLE_BASELINES`: ``steps`` for radar; SimVP's
+ensemble once wired) run on the same windows with ``members`` members
+(:mod:`pipelines.evaluation.ensembles`) and are scored by the plan's ``ensemble_scores`` with
+the same code: rows of their method name with the scores ``crps``, ``brier``, ``bss``,
+``roc_auc``, ``reliability``, ``rank_histogram``, ``spread_skill``. The report adds
+``reliability.csv`` and ``rank_histogram.csv`` (the diagrams' numbers).
 """
 
 from __future__ import annotations
@@ -47,37 +54,37 @@ import xarray as xr
 
 from data_catalog.catalog import Catalog, load_catalog
 from data_catalog.paths import DataDir
-from data_catalog.vocabulary import CHANNEL, CRS, INIT_TIME, LATITUDE, LEAD_TIME, TIME, X, Y
-from pipelines.baselines import BASELINES, BaselineFn, time_step
+from data_catalog.vocabulary import CHANNEL, CRS, INIT_TIME, LEAD_TIME, TIME, X, Y
+from pipelines.baselines import BaselineFn, EnsembleFn, time_step
+from pipelines.evaluation.ensembles import (
+    DEFAULT_MEMBERS,
+    run_ensemble,
+    split_names,
+    stack_ensembles,
+)
+from pipelines.evaluation.scoring import (
+    SCORE_COLUMNS,
+    SCORE_DIMS,
+    SIMVP,
+    MethodForecasts,
+    beats_persistence,
+    concat_forecasts,
+    score_and_report,
+    score_forecasts,
+)
 from pipelines.evaluation.windows import evaluation_target, split_test_windows
 from pipelines.method.resample import RegularGrid
 from pipelines.method.simvp import SimVPMethod
 from pipelines.prepare import prepare_frames
-from pipelines.verification import get_score
 from pipelines.verification.bootstrap import BootstrapConfig, contiguous_blocks
-from pipelines.verification.intervals import Comparison, comparison_table, interval_rows
+from pipelines.verification.intervals import Comparison
 from pipelines.verification.plans import PLANS, EvaluationPlan, ScoreRequest
-from pipelines.verification.report import wide_table, write_report
-from pipelines.verification.spectral import spectral_rows
+from pipelines.verification.report import wide_table
 
 logger = logging.getLogger(__name__)
 
-SIMVP = "simvp"
-"""Method name of the SimVP checkpoint in reports."""
 PRETRAINED = "pretrained"
 """Method name of the shipped pretrained model, zero-shot (``baselines=[..., "pretrained"]``)."""
-SCORE_DIMS: tuple[str, ...] = (INIT_TIME, Y, X)
-"""Scores pool over test windows and space; they stay per lead time and per variable."""
-SCORE_COLUMNS: tuple[str, ...] = (
-    "method",
-    "score",
-    "variable",
-    "threshold",
-    "scale",
-    "lead_time_minutes",
-    "value",
-)
-SSIM_MIN_SIDE = 7  # skimage's default SSIM window is 7 x 7 pixels
 STRETCH_FRAMES = 288  # frames read at once by run_methods: a day at 5 min, ~19 MB at 128 x 128
 
 
@@ -108,25 +115,6 @@ def _stack(
     return xr.DataArray(values, dims=(INIT_TIME, LEAD_TIME, CHANNEL, Y, X), coords=coords)
 
 
-@dataclass
-class MethodForecasts:
-    """Forecasts of every method and the verifying observations on the same windows.
-
-    Attributes
-    ----------
-    observation : xr.DataArray
-        ``(init_time, lead_time, channel, y, x)`` physical units, NaN = no data.
-    forecasts : dict of str to xr.DataArray
-        Same dims and coords, one per method.
-    history : xr.DataArray
-        ``(init_time, history_frame, channel, y, x)`` inputs (for the example figure).
-    """
-
-    observation: xr.DataArray
-    forecasts: dict[str, xr.DataArray]
-    history: xr.DataArray
-
-
 def run_methods(
     frames: xr.DataArray,
     starts: np.ndarray,
@@ -134,6 +122,9 @@ def run_methods(
     out_frames: int,
     methods: Mapping[str, BaselineFn],
     archive: xr.DataArray | None = None,
+    ensembles: Mapping[str, EnsembleFn] | None = None,
+    members: int = DEFAULT_MEMBERS,
+    seed: int = 0,
 ) -> MethodForecasts:
     """Run every method on the windows starting at ``starts`` (one code path for all).
 
@@ -149,11 +140,21 @@ def run_methods(
         ``name → forecast(history, steps, **context)``.
     archive : xr.DataArray, optional
         Past observations handed to the methods (``archive=`` context).
+    ensembles : mapping of str to callable, optional
+        ``name → forecast(history, steps, *, members, seed, **context)`` ensemble methods.
+    members : int
+        Members of every ensemble.
+    seed : int
+        Seed of the run; each window's is :func:`pipelines.evaluation.ensembles.window_seed`.
     """
+    ensembles = dict(ensembles or {})
+    if not methods and not ensembles:
+        raise ValueError("no method to run: give deterministic methods or ensembles")
     if len(starts) == 0:
         raise ValueError("no test window to evaluate: the test period has no complete window")
     step = time_step(frames.isel({TIME: slice(0, 2)}))
     outputs: dict[str, list[xr.DataArray]] = {name: [] for name in methods}
+    members_out: dict[str, list[xr.DataArray]] = {name: [] for name in ensembles}
     truths, histories, inits = [], [], []
     length = in_frames + out_frames
     stretch, lo, hi = None, 0, 0
@@ -175,78 +176,30 @@ def run_methods(
             if fc.shape != truth.shape:
                 raise ValueError(f"method {name!r} returned {fc.shape}, expected {truth.shape}")
             outputs[name].append(fc)
+        for name, method in ensembles.items():
+            members_out[name].append(
+                run_ensemble(
+                    name, method, history, truth, members, seed, archive=archive, time_step=step
+                )
+            )
         truths.append(truth.values)
         histories.append(history.values)
         inits.append(history[TIME].values[-1])
     init_times = np.asarray(inits, dtype="datetime64[ns]")
     template = frames.isel({TIME: 0}, drop=True)
     forecasts = {name: _stack(fcs, init_times, template) for name, fcs in outputs.items()}
-    first = next(iter(forecasts.values()))
+    stacked = stack_ensembles(members_out, init_times, template)
+    first = next(iter(forecasts.values())) if forecasts else None
+    if first is None:  # only ensemble methods: the frame of their first member
+        first = next(iter(stacked.values())).isel({"realization": 0}, drop=True)
     observation = first.copy(data=np.stack(truths).astype(first.dtype, copy=False))
     history = xr.DataArray(
         np.stack(histories), dims=(INIT_TIME, "history_frame", CHANNEL, Y, X)
     ).assign_coords({k: v for k, v in first.coords.items() if k != LEAD_TIME})
-    return MethodForecasts(observation, forecasts, history)
+    return MethodForecasts(observation, forecasts, history, stacked)
 
 
 # ----------------------------------------------------------------------------- scoring
-def score_forecasts(
-    result: MethodForecasts,
-    requests: Sequence[ScoreRequest],
-    image_scores: bool = False,
-    variables: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Score every method per lead time and variable with the same functions.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns :data:`SCORE_COLUMNS`; ``threshold``/``scale`` NaN where they do not apply.
-    """
-    obs = result.observation
-    requests = list(requests)
-    if image_scores:
-        data_range = float(obs.max(skipna=True) - obs.min(skipna=True))
-        if min(obs.sizes[Y], obs.sizes[X]) >= SSIM_MIN_SIDE and data_range > 0:
-            requests += [ScoreRequest("ssim"), ScoreRequest("psnr")]
-            logger.info("SSIM/PSNR with data_range=%g (range of the observations)", data_range)
-        else:
-            logger.info("SSIM/PSNR skipped: grid %s or data range %g", obs.shape[-2:], data_range)
-    if any(r.score in ("weighted_rmse", "acc") for r in requests) and LATITUDE not in obs.coords:
-        raise ValueError(f"latitude-weighted scores need a {LATITUDE!r} coordinate on the frames")
-    names = list(variables) if variables is not None else list(obs[CHANNEL].values)
-    lead_minutes = obs[LEAD_TIME].values / np.timedelta64(1, "m")
-    rows: list[dict[str, Any]] = []
-    # Only the index coords and latitude take part in scoring: fewer coords, faster alignment.
-    keep = [LATITUDE] if LATITUDE in obs.coords else []
-    obs = obs.reset_coords(
-        [c for c in obs.coords if c not in obs.dims and c not in keep], drop=True
-    )
-    for method, fc in result.forecasts.items():
-        fc = fc.reset_coords([c for c in fc.coords if c not in fc.dims], drop=True)
-        for request in requests:
-            params = request.params()
-            if request.score in ("ssim", "psnr"):
-                params["data_range"] = data_range
-            values = get_score(request.score)(fc, obs, SCORE_DIMS, **params)
-            values = values.transpose(LEAD_TIME, CHANNEL).values  # (lead_time, channel)
-            for c, variable in enumerate(names):
-                for k, minutes in enumerate(lead_minutes):
-                    rows.append(
-                        {
-                            "method": method,
-                            "score": request.score,
-                            "variable": str(variable),
-                            "threshold": request.threshold,
-                            "scale": request.scale,
-                            "lead_time_minutes": float(minutes),
-                            "value": float(values[k, c]),
-                        }
-                    )
-    table = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
-    return table.astype({"threshold": "float64", "scale": "float64"})
-
-
 def evaluate_methods(
     frames: xr.DataArray,
     starts: np.ndarray,
@@ -255,10 +208,17 @@ def evaluate_methods(
     methods: Mapping[str, BaselineFn],
     plan: EvaluationPlan,
     archive: xr.DataArray | None = None,
+    ensembles: Mapping[str, EnsembleFn] | None = None,
+    members: int = DEFAULT_MEMBERS,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, MethodForecasts]:
     """:func:`run_methods` then :func:`score_forecasts` with ``plan``'s scores."""
-    result = run_methods(frames, starts, in_frames, out_frames, methods, archive)
-    scores = score_forecasts(result, plan.scores, plan.image_scores)
+    result = run_methods(
+        frames, starts, in_frames, out_frames, methods, archive, ensembles, members, seed
+    )
+    scores = score_forecasts(
+        result, plan.scores, plan.image_scores, ensemble_requests=plan.ensemble_scores
+    )
     return scores, result
 
 
@@ -313,10 +273,7 @@ class Report:
 
     def beats_persistence(self, method: str = SIMVP, score: str = "mse") -> bool:
         """True when ``method`` has a lower ``score`` than persistence at every lead time."""
-        mine = _select(self.scores, method, score, None, None, None)
-        ref = _select(self.scores, "persistence", score, None, None, None)
-        merged = mine.merge(ref, on=["variable", "lead_time_minutes"], suffixes=("", "_ref"))
-        return bool(len(merged) and (merged["value"] < merged["value_ref"]).all())
+        return beats_persistence(self.scores, method, score)
 
 
 def _select(
@@ -338,19 +295,6 @@ def _select(
 
 
 # ----------------------------------------------------------------------------- entry point
-def concat_forecasts(parts: Sequence[MethodForecasts]) -> MethodForecasts:
-    """Join the :class:`MethodForecasts` of several stores along ``init_time``."""
-    if not parts:
-        raise ValueError("no test window to evaluate")
-    if len(parts) == 1:
-        return parts[0]
-    return MethodForecasts(
-        xr.concat([p.observation for p in parts], INIT_TIME),
-        {k: xr.concat([p.forecasts[k] for p in parts], INIT_TIME) for k in parts[0].forecasts},
-        xr.concat([p.history for p in parts], INIT_TIME),
-    )
-
-
 def evaluate_source(
     source: str,
     data_dir: str | os.PathLike[str] | None = None,
@@ -362,6 +306,9 @@ def evaluate_source(
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     bootstrap: BootstrapConfig | None = None,
+    ensembles: Mapping[str, EnsembleFn] | None = None,
+    members: int = DEFAULT_MEMBERS,
+    seed: int = 0,
 ) -> Report:
     """Score a SimVP checkpoint and the baselines of ``source``'s kind on windows of ``source``.
 
@@ -380,13 +327,20 @@ def evaluate_source(
     max_samples : int, optional
         Score at most this many windows, evenly spread (default: all).
     baselines : sequence of str, optional
-        Override the kind's baselines (:data:`PLANS`).
+        Override the kind's baselines and ensemble baselines (:data:`PLANS`); names of
+        :data:`pipelines.baselines.ENSEMBLE_BASELINES` (``steps``) run as ensembles.
     start, end : str or Timestamp, optional
         Score every window inside this period instead of the test split
         (:mod:`pipelines.evaluation.windows`); default: the test split for a source the
         checkpoint was trained on, the whole store for another one (zero-shot).
     bootstrap : BootstrapConfig, optional
         Intervals: percentile bootstrap over blocks of ``T_in + T_out`` consecutive windows.
+    ensembles : mapping of str to EnsembleFn, optional
+        More ensemble methods, by name (added to the baselines' ensembles).
+    members : int
+        Members of every ensemble (default 20).
+    seed : int
+        Seed of the ensembles (same seed, same members).
 
     Returns
     -------
@@ -396,11 +350,12 @@ def evaluate_source(
     """
     spec = (catalog or load_catalog()).get(source)
     plan = PLANS.get(spec.kind)
-    names = tuple(baselines) if baselines is not None else plan.baselines
+    names = tuple(baselines) if baselines is not None else plan.baselines + plan.ensembles
     # "pretrained": the shipped pretrained model zero-shot on the same prepared frames (to
     # compare a fine-tuned or trained checkpoint with it); not a baseline of the registry.
     zero_shot = PRETRAINED in names
-    names = tuple(n for n in names if n != PRETRAINED)
+    deterministic, ensemble_methods = split_names([n for n in names if n != PRETRAINED])
+    names = tuple(deterministic)
     root = DataDir.resolve(data_dir)
     method = SimVPMethod.resolve(source, checkpoint, root.root, fallback=False)
     target = evaluation_target(method, source, root, catalog, start, end)
@@ -415,8 +370,10 @@ def evaluate_source(
         out_frames,
         target.description,
     )
-    methods: dict[str, BaselineFn] = {SIMVP: method.as_baseline()}
-    methods.update({name: BASELINES.get(name) for name in names})
+    methods: dict[str, BaselineFn] = {SIMVP: method.as_baseline(), **deterministic}
+    # SimVP's ensemble (issue 26, helper B) is wired here, one line:
+    #   ensemble_methods[SIMVP] = method.as_ensemble(members=members, seed=seed)
+    ensemble_methods.update(ensembles or {})
     store = xr.open_zarr(target.store)
     frames = prepare_frames(store, target.preparation)
     units = store[frames.attrs["variables"][0]].attrs.get("units", "")
@@ -430,24 +387,13 @@ def evaluate_source(
     if zero_shot:
         grid = RegularGrid.from_store(frames, pyproj.CRS.from_cf(dict(store[CRS].attrs)))
         methods[PRETRAINED] = SimVPMethod.pretrained(source, store, grid=grid).as_baseline()
-    result = run_methods(frames, chosen, in_frames, out_frames, methods, archive)
+    result = run_methods(
+        frames, chosen, in_frames, out_frames, methods, archive, ensemble_methods, members, seed
+    )
     result.observation.attrs["units"] = units
-    scores = score_forecasts(result, plan.scores, plan.image_scores)
-    spectra = None
-    if plan.spectra:
-        rows, spectra = spectral_rows(result.observation, result.forecasts)
-        scores = pd.concat([scores, rows], ignore_index=True)
     bootstrap = bootstrap or BootstrapConfig()
     step = time_step(frames.isel({TIME: slice(0, 2)}))
     groups = contiguous_blocks(result.observation[INIT_TIME].values, step, in_frames + out_frames)
-    scores = interval_rows(scores, result.observation, result.forecasts, groups, bootstrap)
-    comparisons = comparison_table(
-        result.observation,
-        result.forecasts,
-        [Comparison(SIMVP, name) for name in names],
-        groups,
-        bootstrap,
-    )
     trained = "+".join(method.preparation().sources) or "unknown"
     # The zero-shot folder is named from checkpoint metadata: DataDir.reports checks the name
     # (catalog rule) and that the folder stays under DIR/reports/<source>/.
@@ -463,46 +409,50 @@ def evaluate_source(
         f"intervals: {bootstrap.level:.0%} percentile bootstrap over {n_blocks} block(s) of "
         f"{in_frames + out_frames} consecutive windows ({bootstrap.n_resamples} resamples)"
         + (" — one block: no interval" if n_blocks < 2 else ""),
-        "SimVP MSE below persistence at every lead time: "
-        + ("yes" if _beats(scores, "mse") else "no"),
     ]
+    if result.ensembles:
+        notes.append(
+            f"ensembles ({', '.join(result.ensembles)}): {members} members, seed {seed}; "
+            "probabilistic scores of the ensemble under the method's name"
+        )
     provenance = {
         "source": source,
         "checkpoint": method.name,
         "model version": method.version(),
         "trained on": trained,
         "windows": f"{len(chosen)}: {target.description}",
-        "baselines": ", ".join(names),
+        "baselines": ", ".join((*names, *ensemble_methods)),
         "bootstrap": f"level {bootstrap.level}, {bootstrap.n_resamples} resamples, "
         f"seed {bootstrap.seed}",
     }
-    files = write_report(
+    scores, files = score_and_report(
+        result,
+        plan,
+        groups,
+        bootstrap,
         report_dir,
-        scores,
         f"Verification of {source}",
         notes,
-        examples=(result.observation, result.forecasts, result.history),
-        spectra=spectra,
-        provenance=provenance,
-        comparisons=comparisons,
+        provenance,
+        [Comparison(SIMVP, name) for name in names],
     )
     return Report(source, report_dir, scores, len(chosen), method.name, tuple(files))
 
 
-def _beats(scores: pd.DataFrame, score: str, method: str = SIMVP) -> bool:
-    return Report("", "", scores, 0).beats_persistence(method, score)
-
-
 __all__: list[str] = [
     "PLANS",
+    "SCORE_COLUMNS",
+    "SCORE_DIMS",
     "SIMVP",
     "EvaluationPlan",
     "MethodForecasts",
     "Report",
     "ScoreRequest",
+    "concat_forecasts",
     "evaluate_methods",
     "evaluate_source",
     "run_methods",
+    "score_and_report",
     "score_forecasts",
     "split_test_windows",
 ]

@@ -15,12 +15,21 @@ Families: :mod:`.continuous` (mse, mae, rmse, bias, latitude-weighted rmse and a
 WeatherBench), :mod:`.categorical` (contingency tables → csi, pod, far, with ``threshold``),
 :mod:`.spatial` (fss with ``threshold`` and ``scale``), :mod:`.spectral` (rapsd_ratio per
 ``wavelength``: sharpness), :mod:`.image` (ssim, psnr with
-``data_range``). :mod:`.report` writes the report files (``scores.csv``, markdown, plots).
+``data_range``), :mod:`.probabilistic` (scores of an *ensemble* forecast with a ``realization``
+dim: crps, brier, bss, reliability, roc_auc, rank_histogram, spread_skill; listed in
+``PROBABILISTIC_SCORES``). :mod:`.report` writes the report files (``scores.csv``, markdown, plots).
 """
 
 from __future__ import annotations
 
-from pipelines.verification import categorical, continuous, image, spatial, spectral
+from pipelines.verification import (
+    categorical,
+    continuous,
+    image,
+    probabilistic,
+    spatial,
+    spectral,
+)
 from pipelines.verification._registry import SCORES, ScoreFn
 
 
@@ -36,6 +45,7 @@ __all__ = [
     "continuous",
     "get_score",
     "image",
+    "probabilistic",
     "spatial",
     "spectral",
 ]

@@ -3,9 +3,9 @@
 Everything the page shows is inside the file: images are embedded as base64 PNG ``data:`` URIs,
 the style sheet is inline, there is no script and no external link, so it opens offline (a
 browser, a mail attachment, an archived run). Sections, in order: title and notes, the run's
-provenance (a key/value table), one table per score (method × lead time, ``value [lower,
-upper]`` when the scores carry bootstrap intervals), paired comparisons, then the figures with
-their captions.
+figures with their captions (plots before tables), paired comparisons, one table per score
+(method × lead time, ``value [lower, upper]`` when the scores carry bootstrap intervals), then
+the run's provenance (a key/value table).
 """
 
 from __future__ import annotations
@@ -160,18 +160,6 @@ def write_html(
     ]
     if notes:
         parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
-    if provenance:
-        rows = "".join(
-            f'<tr><td class="key">{html.escape(str(k))}</td>'
-            f'<td class="key">{html.escape(str(v))}</td></tr>'
-            for k, v in provenance.items()
-        )
-        parts.append(f"<h2>Provenance</h2><table>{rows}</table>")
-    if comparisons is not None and len(comparisons):
-        parts.append("<h2>Paired comparisons</h2>" + frame_table(comparisons))
-    parts.append("<h2>Scores</h2>")
-    for heading, table in score_tables(scores):
-        parts.append(f"<h3>{html.escape(heading)}</h3>{table}")
     if figures:
         parts.append("<h2>Figures</h2>")
     for caption, png in figures:
@@ -179,6 +167,18 @@ def write_html(
             f'<figure><img src="{png_data_uri(png)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
+    if comparisons is not None and len(comparisons):
+        parts.append("<h2>Paired comparisons</h2>" + frame_table(comparisons))
+    parts.append("<h2>Scores</h2>")
+    for heading, table in score_tables(scores):
+        parts.append(f"<h3>{html.escape(heading)}</h3>{table}")
+    if provenance:
+        rows = "".join(
+            f'<tr><td class="key">{html.escape(str(k))}</td>'
+            f'<td class="key">{html.escape(str(v))}</td></tr>'
+            for k, v in provenance.items()
+        )
+        parts.append(f"<h2>Provenance</h2><table>{rows}</table>")
     parts.append("</body></html>")
     Path(path).write_text("\n".join(parts) + "\n", encoding="utf-8")
     return os.fspath(path)

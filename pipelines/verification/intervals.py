@@ -26,6 +26,7 @@ from pipelines.verification.bootstrap import (
     score_interval,
 )
 from pipelines.verification.plans import ScoreRequest
+from pipelines.verification.probabilistic import PROBABILISTIC_SCORES
 
 KEYS: tuple[str, ...] = ("method", "score", "variable", "threshold", "scale", "lead_time_minutes")
 """Columns that identify a row of ``scores.csv``."""
@@ -96,6 +97,7 @@ def interval_rows(
     forecasts: Mapping[str, xr.DataArray],
     groups: np.ndarray,
     config: BootstrapConfig | None = None,
+    ensembles: Mapping[str, xr.DataArray] | None = None,
 ) -> pd.DataFrame:
     """``scores`` with ``lower`` and ``upper`` columns from the bootstrap over ``groups``.
 
@@ -110,12 +112,15 @@ def interval_rows(
     groups : np.ndarray, shape (init_time,)
         Resampling unit of each window.
     config : BootstrapConfig, optional
+    ensembles : mapping of str to xr.DataArray, optional
+        Method name → ensemble forecasts (with ``realization``): the rows of the
+        probabilistic scores are bootstrapped from these, the others from ``forecasts``.
 
     Returns
     -------
     pandas.DataFrame
         ``scores`` plus ``lower``, ``upper`` (NaN for scores without a decomposition, e.g.
-        SSIM, or for methods not in ``forecasts``).
+        SSIM, or for methods not in ``forecasts``/``ensembles``).
     """
     config = config or BootstrapConfig()
     configs = scores[["score", "threshold", "scale"]].drop_duplicates()
@@ -128,7 +133,11 @@ def interval_rows(
             params["threshold"] = float(threshold)
         if not pd.isna(scale):
             params["scale"] = int(scale)
-        for method, fc in forecasts.items():
+        source = (ensembles or {}) if score in PROBABILISTIC_SCORES else forecasts
+        scored = set(scores.loc[scores["score"] == score, "method"])
+        for method, fc in source.items():
+            if method not in scored:
+                continue
             out = score_interval(score, fc, observation, groups, config, **params)
             for row in _long(out, observation, {"lower": "lower", "upper": "upper"}):
                 bounds.append(

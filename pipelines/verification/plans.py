@@ -1,8 +1,9 @@
 """Evaluation plans: which baselines and scores apply to each source kind (:data:`PLANS`).
 
 :func:`pipelines.evaluation.evaluate.evaluate_source` runs the plan of a source's kind: every
-method on the
-same test windows, each :class:`ScoreRequest` per lead time, with the same scoring code.
+method on the same test windows, each :class:`ScoreRequest` per lead time, with the same
+scoring code; ensemble methods (``ensembles``) are scored with ``ensemble_scores`` (the
+probabilistic scores of :mod:`pipelines.verification.probabilistic`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.baselines import BASELINES
+from pipelines.baselines import BASELINES, ENSEMBLE_BASELINES
 from pipelines.verification import get_score
+from pipelines.verification.probabilistic import PROBABILISTIC_SCORES
 from simvp_model.registry import Registry
 
 __all__ = [
     "FSS_SCALES",
     "FSS_THRESHOLDS",
     "PLANS",
+    "PROBABILITY_THRESHOLDS",
     "RAIN_THRESHOLDS",
     "EvaluationPlan",
     "ScoreRequest",
@@ -77,6 +80,11 @@ class EvaluationPlan:
     spectra : bool
         Also the RAPSD of every method vs the observations (``rapsd_ratio`` rows per
         wavelength and the spectrum plot: is the forecast blurred?).
+    ensembles : tuple of str
+        Names in :data:`pipelines.baselines.ENSEMBLE_BASELINES` run by default (``steps``).
+    ensemble_scores : tuple of ScoreRequest
+        Probabilistic scores of every ensemble method (names in
+        :data:`pipelines.verification.probabilistic.PROBABILISTIC_SCORES`).
     """
 
     baselines: tuple[str, ...]
@@ -84,10 +92,22 @@ class EvaluationPlan:
     image_scores: bool = False
     threshold_units: str | None = None
     spectra: bool = False
+    ensembles: tuple[str, ...] = ()
+    ensemble_scores: tuple[ScoreRequest, ...] = ()
 
     def __post_init__(self) -> None:
         for name in self.baselines:
             BASELINES.get(name)
+        for name in self.ensembles:
+            ENSEMBLE_BASELINES.get(name)
+        for request in self.scores:
+            if request.score in PROBABILISTIC_SCORES:
+                raise ValueError(f"{request.score!r} scores an ensemble: put it in ensemble_scores")
+        for request in self.ensemble_scores:
+            if request.score not in PROBABILISTIC_SCORES:
+                raise ValueError(
+                    f"ensemble_scores must be in {PROBABILISTIC_SCORES}, got {request.score!r}"
+                )
 
 
 PLANS: Registry[EvaluationPlan] = Registry("evaluation plan")
@@ -97,6 +117,17 @@ _CONTINUOUS = tuple(ScoreRequest(s) for s in ("mse", "mae", "rmse", "bias"))
 RAIN_THRESHOLDS: tuple[float, ...] = (0.1, 1.0, 5.0)  # mm/h: drizzle, light, moderate rain
 FSS_THRESHOLDS: tuple[float, ...] = (1.0, 5.0)  # mm/h
 FSS_SCALES: tuple[int, ...] = (1, 5, 11, 21)  # pixels: grid scale up to ~1/6 of a 128-px domain
+PROBABILITY_THRESHOLDS: tuple[float, ...] = RAIN_THRESHOLDS  # mm/h: P(>= 0.1), P(>= 1), P(>= 5)
+RANK_THRESHOLD = 0.1  # mm/h: rank histogram only where rain is observed or forecast (pySTEPS X_min)
+_PROBABILISTIC = (
+    (ScoreRequest("crps"),)
+    + tuple(
+        ScoreRequest(s, threshold=t)
+        for s in ("brier", "bss", "roc_auc", "reliability")
+        for t in PROBABILITY_THRESHOLDS
+    )
+    + (ScoreRequest("rank_histogram", threshold=RANK_THRESHOLD), ScoreRequest("spread_skill"))
+)
 
 PLANS.add(
     "radar",
@@ -113,6 +144,9 @@ PLANS.add(
         image_scores=True,
         threshold_units="mm/h",
         spectra=True,
+        # STEPS: the stochastic ensemble of S-PROG, the probabilistic anchor (issue 26).
+        ensembles=("steps",),
+        ensemble_scores=_PROBABILISTIC,
     ),
 )
 PLANS.add(

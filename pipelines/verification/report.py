@@ -7,6 +7,16 @@ and, when bootstrap intervals were computed, ``lower, upper`` (see
 :mod:`pipelines.verification.bootstrap`). Plots use matplotlib's object API (``Figure``, Agg
 canvas), never pyplot, so no global backend state is touched; score plots draw the intervals as
 bands. ``index.html`` (:mod:`pipelines.verification.html`) embeds every plot.
+
+Ensemble methods add ``reliability.csv`` (the reliability diagram's numbers per method,
+threshold, lead and probability bin, with the pixel count of each bin) and
+``rank_histogram.csv`` (:mod:`pipelines.verification.ensemble_tables`), drawn as
+``reliability.png`` (a panel per threshold, pooled over lead times, pixel counts below) and
+``rank_histogram.png``. CRPS and spread/skill per lead are ordinary score plots.
+
+Intervals from a single resampling group (one block or one event) are points, not
+uncertainty: with ``n_groups < 2`` the markdown, the plots and the page show no interval
+(``scores.csv`` keeps the columns).
 """
 
 from __future__ import annotations
@@ -39,6 +49,10 @@ def wide_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 SPECTRAL_SCORES = frozenset({"rapsd_ratio"})
 """Scores per wavelength (``scale``): drawn by :func:`plot_spectra`, not :func:`plot_scores`."""
+DIAGRAM_SCORES = frozenset({"reliability", "rank_histogram", "brier"})
+"""Not drawn vs lead time: the reliability and rank-histogram summaries have their own diagrams
+(:func:`plot_reliability`, :func:`plot_rank_histograms`) and ``bss`` shows the Brier score's
+lead-time curve relative to climatology (one figure less per report: figures cost ~1 s each)."""
 
 
 def _has_bands(scores: pd.DataFrame) -> bool:
@@ -90,7 +104,7 @@ def plot_scores(directory: str | os.PathLike[str], scores: pd.DataFrame) -> list
     files = []
     bands = _has_bands(scores)
     for score, rows in scores.groupby("score", sort=False):
-        if score in SPECTRAL_SCORES:
+        if score in SPECTRAL_SCORES or score in DIAGRAM_SCORES:
             continue
         configs = (
             rows[["variable", "threshold", "scale"]]
@@ -256,6 +270,91 @@ def plot_spectra(
     return os.fspath(path)
 
 
+def plot_reliability(path: str | os.PathLike[str], table: pd.DataFrame) -> str:
+    """Reliability diagrams: a panel per threshold (pooled over lead times), a line per method,
+    and under each the pixel count per probability bin (log scale).
+
+    Parameters
+    ----------
+    path : str or path
+        PNG to write.
+    table : pandas.DataFrame
+        Rows of :func:`pipelines.verification.ensemble_tables.reliability_rows`.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    thresholds = sorted(table["threshold"].unique())
+    fig = Figure(figsize=(3.8 * len(thresholds), 5.2))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.1, top=0.9, wspace=0.3, hspace=0.08)
+    grid = fig.add_gridspec(2, len(thresholds), height_ratios=(3, 1))
+    for j, threshold in enumerate(thresholds):
+        top = fig.add_subplot(grid[0, j])
+        bottom = fig.add_subplot(grid[1, j], sharex=top)
+        top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        rows = table[np.isclose(table["threshold"], threshold)]
+        for method, part in rows.groupby("method", sort=False):
+            weighted = part.assign(
+                p=part["forecast_probability"].fillna(0.0) * part["count"],
+                o=part["observed_frequency"].fillna(0.0) * part["count"],
+            )
+            pooled = weighted.groupby(["bin_lower", "bin_upper"], sort=True)[["p", "o", "count"]]
+            pooled = pooled.sum().reset_index()
+            seen = pooled["count"].where(pooled["count"] > 0)  # empty bins: no point
+            pooled["p"], pooled["o"], pooled["n"] = pooled["p"] / seen, pooled["o"] / seen, seen
+            drawn = top.plot(pooled["p"], pooled["o"], marker="o", label=str(method))
+            centres = (pooled["bin_lower"] + pooled["bin_upper"]) / 2
+            bottom.step(
+                centres, pooled["n"].clip(lower=0.5), where="mid", color=drawn[0].get_color()
+            )
+        top.set_title(f"P(≥ {threshold:g}), all leads", fontsize=9)
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.grid(alpha=0.3)
+        top.tick_params(labelbottom=False)
+        bottom.set_yscale("log")
+        bottom.set_xlabel("forecast probability")
+        bottom.grid(alpha=0.3)
+        if j == 0:
+            top.set_ylabel("observed frequency")
+            bottom.set_ylabel("pixels")
+            top.legend(fontsize=8)
+    fig.suptitle("reliability (diagonal = reliable); pixel count per bin below")
+    fig.savefig(path, dpi=80)
+    return os.fspath(path)
+
+
+def plot_rank_histograms(path: str | os.PathLike[str], table: pd.DataFrame) -> str:
+    """Rank histograms pooled over lead times: a panel per method, flat line = reliable.
+
+    Parameters
+    ----------
+    path : str or path
+        PNG to write.
+    table : pandas.DataFrame
+        Rows of :func:`pipelines.verification.ensemble_tables.rank_histogram_rows`.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    methods = list(dict.fromkeys(table["method"]))
+    fig = Figure(figsize=(3.6 * len(methods), 3.0))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.17, top=0.82, wspace=0.3)
+    axes = fig.subplots(1, len(methods), squeeze=False)[0]
+    for ax, method in zip(axes, methods, strict=True):
+        counts = table[table["method"] == method].groupby("rank")["count"].sum()
+        frequency = counts / counts.sum() if counts.sum() > 0 else counts * np.nan
+        ax.bar(frequency.index, frequency.values, width=0.9)
+        ax.axhline(1.0 / len(frequency), color="black", linestyle="--", linewidth=1)
+        ax.set_title(f"{method} ({len(frequency) - 1} members)", fontsize=9)
+        ax.set_xlabel("rank of the observation")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("frequency")
+    threshold = table["threshold"].dropna()
+    where = f", where rain ≥ {threshold.iloc[0]:g}" if len(threshold) else ""
+    fig.suptitle(f"rank histograms, all leads{where} (U = under-dispersed)")
+    fig.savefig(path, dpi=80)
+    return os.fspath(path)
+
+
 def write_report(
     directory: str | os.PathLike[str],
     scores: pd.DataFrame,
@@ -265,6 +364,9 @@ def write_report(
     spectra: Mapping[str, xr.DataArray] | None = None,
     provenance: Mapping[str, object] | None = None,
     comparisons: pd.DataFrame | None = None,
+    reliability: pd.DataFrame | None = None,
+    rank_histograms: pd.DataFrame | None = None,
+    n_groups: int | None = None,
 ) -> list[str]:
     """Write ``scores.csv``, ``scores.md``, the plots and the self-contained ``index.html``.
 
@@ -286,6 +388,10 @@ def write_report(
         Key/value table of what produced the numbers (shown in ``index.html``).
     comparisons : pandas.DataFrame, optional
         Paired differences with their intervals (``comparisons.csv`` and the page).
+    reliability, rank_histograms : pandas.DataFrame, optional
+        Ensemble tables (``reliability.csv``/``rank_histogram.csv`` and their plots).
+    n_groups : int, optional
+        Resampling groups behind the intervals; below 2 the intervals are not shown.
 
     Returns
     -------
@@ -296,11 +402,26 @@ def write_report(
     os.makedirs(directory, exist_ok=True)
     csv = os.path.join(directory, "scores.csv")
     scores.to_csv(csv, index=False, float_format="%.6g")
+    tables = []
+    for name, table in (("reliability", reliability), ("rank_histogram", rank_histograms)):
+        if table is not None and len(table):
+            tables.append(os.path.join(directory, f"{name}.csv"))
+            table.to_csv(tables[-1], index=False, float_format="%.6g")
+    if n_groups is not None and n_groups < 2:  # a "interval" over one group is a point
+        scores = scores.drop(columns=["lower", "upper"], errors="ignore")
+        if comparisons is not None:
+            comparisons = comparisons.drop(columns=["lower", "upper"], errors="ignore")
     md = os.path.join(directory, "scores.md")
     write_markdown(md, scores, title, notes)
     figures = [
         (f"{os.path.basename(p)[6:-4]} vs lead time", p) for p in plot_scores(directory, scores)
     ]
+    if reliability is not None and len(reliability):
+        png = plot_reliability(os.path.join(directory, "reliability.png"), reliability)
+        figures.append(("reliability diagrams", png))
+    if rank_histograms is not None and len(rank_histograms):
+        png = plot_rank_histograms(os.path.join(directory, "rank_histogram.png"), rank_histograms)
+        figures.append(("rank histograms", png))
     if spectra:
         figures.append(
             ("power spectra", plot_spectra(os.path.join(directory, "rapsd.png"), spectra))
@@ -308,7 +429,7 @@ def write_report(
     if examples is not None:
         png = plot_examples(os.path.join(directory, "examples.png"), *examples)
         figures.append(("example frames", png))
-    files = [csv, md, *(p for _, p in figures)]
+    files = [csv, *tables, md, *(p for _, p in figures)]
     if comparisons is not None:
         comparisons_csv = os.path.join(directory, "comparisons.csv")
         comparisons.to_csv(comparisons_csv, index=False, float_format="%.6g")

@@ -11,6 +11,7 @@ import torch
 from pipelines.evaluation.cross_validation import CVConfig, cross_validate
 from pipelines.verification.bootstrap import BootstrapConfig
 from simvp_model.checkpoint import load_checkpoint
+from tests.pipelines.test_evaluate import _noisy_ensemble
 from tests.pipelines.test_windows import synthetic_catalog, write_store
 
 pytestmark = pytest.mark.timeout(300)
@@ -27,9 +28,15 @@ def test_every_event_is_held_out_once_and_the_folds_are_pooled(tmp_path) -> None
             tmp_path,
             catalog=synthetic_catalog(),
             out_dir=tmp_path / out,
+            # The synthetic grid has no distance units (STEPS needs them): a test ensemble.
             config=CVConfig(
-                baselines=("persistence",), bootstrap=BootstrapConfig(200), folds=folds
+                baselines=("persistence",),
+                bootstrap=BootstrapConfig(200),
+                folds=folds,
+                ensembles=(),
+                members=3,
             ),
+            ensembles={"noisy": _noisy_ensemble},
             in_frames=3,
             out_frames=2,
             preset="tiny",
@@ -58,6 +65,11 @@ def test_every_event_is_held_out_once_and_the_folds_are_pooled(tmp_path) -> None
     assert set(paired["score"]) == {"mse", "csi"} and (paired["n_groups"] == 2).all()
     names = {os.path.basename(f) for f in result.files}
     assert {"index.html", "scores.csv", "comparisons.csv", "rapsd.png"} <= names
+    # The ensemble: probabilistic rows with event intervals, its diagrams' tables.
+    assert result.forecasts.ensembles["noisy"].sizes["realization"] == 3
+    crps = result.scores[result.scores["score"] == "crps"]
+    assert set(crps["method"]) == {"noisy"} and crps["lower"].notna().all()
+    assert {"reliability.csv", "rank_histogram.csv", "reliability.png"} <= names
     assert os.path.exists(os.path.join(result.directory, "folds.csv"))
     # Same seed, same numbers: fold 1 again gives the same SimVP scores.
     again = run("again", folds=(1,)).per_fold

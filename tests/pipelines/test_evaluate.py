@@ -13,12 +13,16 @@ from pipelines.cli import main
 from pipelines.evaluation.evaluate import (
     PLANS,
     SCORE_COLUMNS,
+    SCORE_DIMS,
     EvaluationPlan,
     ScoreRequest,
     evaluate_methods,
     evaluate_source,
     subsample,
 )
+from pipelines.verification import get_score
+from pipelines.verification.intervals import interval_rows
+from pipelines.verification.probabilistic import PROBABILISTIC_SCORES
 from pipelines.verification.report import write_report
 
 pytestmark = pytest.mark.timeout(120)
@@ -54,8 +58,8 @@ def _blob_frames(n: int, size: int = 16, nan_frame: int | None = None) -> xr.Dat
         coords={
             "time": pd.date_range("2024-06-01T10:00", periods=n, freq=STEP),
             "channel": ["precipitation_rate"],
-            "y": np.arange(size) * -1000.0,
-            "x": np.arange(size) * 1000.0,
+            "y": ("y", np.arange(size) * -1000.0, {"units": "m"}),
+            "x": ("x", np.arange(size) * 1000.0, {"units": "m"}),
             "latitude": (("y", "x"), lat),
         },
     )
@@ -116,6 +120,74 @@ def test_every_method_goes_through_one_code_path_and_the_report_is_written(tmp_p
     assert back["threshold"].isna().sum() == 2 * 3 * 3  # every score but csi
     np.testing.assert_allclose(back["value"], scores["value"], rtol=1e-5)
     assert "| optical_flow | 1 |  |" in (tmp_path / "scores.md").read_text()
+
+
+def _noisy_ensemble(history, steps, *, members, seed, **context):
+    """Persistence plus seeded Gaussian noise (sd 0.5 mm/h, clipped at 0): a test ensemble."""
+    base = BASELINES.get("persistence")(history, steps, **context)
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, 0.5, size=(members, *base.shape))
+    values = np.clip(base.values[None] + noise, 0.0, None).astype(base.dtype)
+    return xr.concat([base.copy(data=v) for v in values], "realization")
+
+
+def test_ensembles_are_scored_by_the_same_code_with_contract_names(tmp_path) -> None:
+    frames = _blob_frames(16)
+    starts = np.arange(0, 9, 2)
+    methods = {"persistence": BASELINES.get("persistence")}
+    ensemble_scores = (
+        ScoreRequest("crps"),
+        ScoreRequest("brier", threshold=1.0),
+        ScoreRequest("reliability", threshold=1.0),
+        ScoreRequest("spread_skill"),
+    )
+    plan = EvaluationPlan(
+        baselines=tuple(methods),
+        scores=(ScoreRequest("mse"),),
+        ensemble_scores=ensemble_scores,
+    )
+    ensembles = {"noisy": _noisy_ensemble}
+    scores, result = evaluate_methods(frames, starts, 4, 3, methods, plan, None, ensembles, 5, 3)
+    assert list(scores.columns) == list(SCORE_COLUMNS)
+    assert result.ensembles["noisy"].dims == (
+        "init_time",
+        "realization",
+        "lead_time",
+        "channel",
+        "y",
+        "x",
+    )
+    assert result.ensembles["noisy"].sizes["realization"] == 5
+    noisy = scores[scores.method == "noisy"]
+    assert set(noisy["score"]) == {"crps", "brier", "reliability", "spread_skill"}
+    assert noisy[noisy.score == "brier"]["threshold"].eq(1.0).all()
+    assert noisy[noisy.score == "crps"]["threshold"].isna().all()
+    assert set(scores[scores.method == "persistence"]["score"]) == {"mse"}
+    # Same numbers as the score called directly on the stacked ensemble.
+    crps = get_score("crps")(result.ensembles["noisy"], result.observation, SCORE_DIMS)
+    rows = noisy[noisy.score == "crps"].sort_values("lead_time_minutes")["value"].to_numpy()
+    np.testing.assert_allclose(rows, crps.isel(channel=0).values, rtol=1e-6)
+    # Noise around persistence: CRPS is below persistence's MAE at the first lead.
+    mae = get_score("mae")(result.forecasts["persistence"], result.observation, SCORE_DIMS)
+    assert rows[0] < float(mae.isel(channel=0, lead_time=0))
+    # Same seed, same members: window seeds derive from the run's seed and the init time.
+    again = evaluate_methods(frames, starts[1:], 4, 3, methods, plan, None, ensembles, 5, 3)[1]
+    xr.testing.assert_equal(
+        again.ensembles["noisy"], result.ensembles["noisy"].isel(init_time=slice(1, None))
+    )
+    with pytest.raises(ValueError, match="expected"):
+        evaluate_methods(
+            frames, starts, 4, 3, {}, plan, None, {"bad": BASELINES.get("persistence")}
+        )
+    interval = interval_rows(
+        scores,
+        result.observation,
+        result.forecasts,
+        np.arange(len(starts)),
+        None,
+        result.ensembles,
+    )
+    assert interval[interval.method == "noisy"]["lower"].notna().all()
 
 
 def test_climate_plan_scores_weighted_rmse_and_acc_and_climatology_wins_late() -> None:
@@ -202,7 +274,8 @@ def _tiny_setup(tmp_path, units: str = "mm/h") -> tuple[str, str]:
 @pytest.mark.timeout(300)  # two evaluations of 4 methods with intervals and spectra
 def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -> None:
     data_dir, checkpoint = _tiny_setup(tmp_path)
-    report = evaluate_source("knmi-radar", data_dir=data_dir)  # newest checkpoint by default
+    # newest checkpoint by default; the radar plan adds the STEPS ensemble (4 members here)
+    report = evaluate_source("knmi-radar", data_dir=data_dir, members=4)
     assert report.checkpoint == checkpoint
     # 79 valid frames (frame 20 missing), gaps of 7: train = 47 valid frames (0..47), val 55..63,
     # test = the valid frames after 63 + 7 = 71..79 -> windows of 7 starting at 71, 72, 73.
@@ -212,7 +285,21 @@ def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -
         in (tmp_path / "data/reports/knmi-radar/scores.md").read_text()
     )
     scores = pd.read_csv(tmp_path / "data" / "reports" / "knmi-radar" / "scores.csv")
-    assert set(scores["method"]) == {"simvp", "persistence", "optical_flow", "sprog"}
+    assert set(scores["method"]) == {"simvp", "persistence", "optical_flow", "sprog", "steps"}
+    steps = scores[scores.method == "steps"]
+    assert set(steps["score"]) == set(PROBABILISTIC_SCORES)  # only probabilistic rows
+    assert len(steps[steps.score == "crps"]) == 3 and steps["lower"].notna().all()
+    brier = steps[steps.score == "brier"]
+    assert sorted(brier["threshold"].unique()) == [0.1, 1.0, 5.0] and len(brier) == 3 * 3
+    report_dir = tmp_path / "data" / "reports" / "knmi-radar"
+    reliability = pd.read_csv(report_dir / "reliability.csv")
+    assert set(reliability["method"]) == {"steps"} and reliability["count"].sum() > 0
+    assert (pd.read_csv(report_dir / "rank_histogram.csv")["rank"].max()) == 4
+    assert {"reliability.png", "rank_histogram.png", "score_crps.png"} <= {
+        p.name for p in report_dir.iterdir()
+    }
+    html = (report_dir / "index.html").read_text()
+    assert html.index("<h2>Figures</h2>") < html.index("<h2>Scores</h2>")  # plots first
     assert scores[scores.score == "mse"]["lower"].notna().all()  # bootstrap over window blocks
     wavelengths = np.sort(scores[scores.score == "rapsd_ratio"]["scale"].unique())
     np.testing.assert_allclose(wavelengths, np.sort(16 / np.arange(1, 8)), rtol=1e-5)
@@ -227,11 +314,11 @@ def test_evaluate_source_end_to_end_writes_the_expected_rows(tmp_path, capsys) -
     )
     assert (tmp_path / "data" / "reports" / "knmi-radar" / "examples.png").stat().st_size > 0
 
-    code = main(
-        ["evaluate", "--source", "knmi-radar", "--data-dir", data_dir, "--max-samples", "2"]
-    )
+    args = ["evaluate", "--source", "knmi-radar", "--data-dir", data_dir, "--max-samples", "2"]
+    code = main([*args, "--members", "3"])
     out = capsys.readouterr().out
     assert code == 0 and "2 windows" in out and "persistence" in out
+    assert "CRPS of the ensembles (3 members)" in out
 
 
 def test_evaluate_source_errors_name_the_problem(tmp_path) -> None:
@@ -260,7 +347,7 @@ def _store_like(path, frames: xr.DataArray, source: str, pad: int = 0) -> None:
         coords={
             "time": frames["time"].values,
             "y": np.arange(ny) * -1000.0,
-            "x": np.arange(nx) * 1000.0,
+            "x": ("x", np.arange(nx) * 1000.0, {"units": "m"}),
         },
         attrs={"time_step": "5min", "source_name": source},
     ).to_zarr(path, mode="w")
@@ -276,9 +363,9 @@ def test_zero_shot_period_and_multi_source_members(tmp_path, capsys) -> None:
     # every window of 7 frames of the 30 (24), on the centred 16 x 16 crop.
     _store_like(tmp_path / "data/stores/rmi-radar.zarr", frames.isel(x=slice(0, 12)), "rmi-radar")
     with pytest.raises(ValueError, match="store grid is 16 x 12"):
-        evaluate_source("rmi-radar", data_dir=data_dir, checkpoint=checkpoint)
+        evaluate_source("rmi-radar", data_dir=data_dir, checkpoint=checkpoint, members=2)
     _store_like(tmp_path / "data/stores/rmi-radar.zarr", frames, "rmi-radar", pad=2)
-    report = evaluate_source("rmi-radar", data_dir=data_dir, checkpoint=checkpoint)
+    report = evaluate_source("rmi-radar", data_dir=data_dir, checkpoint=checkpoint, members=2)
     assert report.n_windows == 24 and report.directory.endswith("zero-shot-knmi-radar")
     md = (tmp_path / "data/reports/rmi-radar/zero-shot-knmi-radar/scores.md").read_text()
     assert "zero-shot: the checkpoint was trained on knmi-radar, not on rmi-radar" in md
@@ -290,6 +377,7 @@ def test_zero_shot_period_and_multi_source_members(tmp_path, capsys) -> None:
         checkpoint=checkpoint,
         start="2024-06-01T10:00",
         end="2024-06-01T10:50",
+        members=2,
     )
     assert report.n_windows == 5  # frames 0..10, windows of 7
     md = (tmp_path / "data/reports/knmi-radar/scores.md").read_text()
@@ -320,7 +408,9 @@ def test_zero_shot_period_and_multi_source_members(tmp_path, capsys) -> None:
         {},
         meta,
     )
-    code = main(["evaluate", "--source", "knmi-radar+rmi-radar", "--data-dir", data_dir])
+    code = main(
+        ["evaluate", "--source", "knmi-radar+rmi-radar", "--data-dir", data_dir, "--members", "2"]
+    )
     out = capsys.readouterr().out
     assert code == 0 and out.count("report:") == 2
     assert "knmi-radar: 3 windows" in out and "rmi-radar: 3 windows" in out

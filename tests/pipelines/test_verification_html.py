@@ -114,3 +114,47 @@ def test_headless_chromium_renders_every_image(page, tmp_path) -> None:
 
     pixels = imread(shot)
     assert pixels.shape[0] >= 2000 and float(pixels[..., :3].std()) > 0.05
+
+
+def test_ensemble_diagrams_and_no_interval_from_one_group(tmp_path) -> None:
+    import xarray as xr
+
+    from pipelines.verification.ensemble_tables import rank_histogram_rows, reliability_rows
+
+    rng = np.random.default_rng(0)
+    members = rng.gamma(0.5, 3.0, size=(3, 4, 2, 1, 6, 6))  # (init, member, lead, chan, y, x)
+    ens = xr.DataArray(
+        members,
+        dims=("init_time", "realization", "lead_time", "channel", "y", "x"),
+        coords={
+            "init_time": pd.date_range("2024-07-01", periods=3, freq="5min"),
+            "lead_time": pd.to_timedelta([5, 10], "min"),
+            "channel": ["precipitation_rate"],
+        },
+    )
+    obs = ens.isel(realization=0, drop=True) * 1.2
+    reliability = reliability_rows(obs, {"steps": ens}, [1.0, 5.0])
+    assert len(reliability) == 2 * 2 * 10  # thresholds x leads x bins
+    assert reliability.groupby(["threshold", "lead_time_minutes"])["count"].sum().eq(3 * 36).all()
+    ranks = rank_histogram_rows(obs, {"steps": ens}, 0.1)
+    assert sorted(ranks["rank"].unique()) == [0, 1, 2, 3, 4]
+    files = write_report(
+        tmp_path,
+        _scores(),
+        "one block",
+        reliability=reliability,
+        rank_histograms=ranks,
+        n_groups=1,
+    )
+    names = {Path(f).name for f in files}
+    assert {
+        "reliability.csv",
+        "rank_histogram.csv",
+        "reliability.png",
+        "rank_histogram.png",
+    } <= names
+    text = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "<small>[" not in text  # a one-group "interval" is a point: hidden
+    assert text.index("<h2>Figures</h2>") < text.index("<h2>Scores</h2>")
+    assert "[0.8, 1.2]" not in (tmp_path / "scores.md").read_text(encoding="utf-8")
+    assert pd.read_csv(tmp_path / "scores.csv")["lower"].notna().any()  # the CSV keeps them

@@ -13,8 +13,11 @@ All folds' windows are pooled (``init_time`` along the events; the spatial coord
 replaced by pixel positions, since stores of different providers have different grids), scored
 once, and given bootstrap intervals that resample whole **events**
 (:mod:`pipelines.verification.bootstrap`), with paired differences SimVP − each baseline. The
-report (``scores.csv`` with ``lower``/``upper``, ``comparisons.csv``, ``folds.csv``,
-``scores.md``, plots and ``index.html``) goes to ``DIR/reports/<sources>/cv-event/``.
+ensemble methods (``steps`` for radar, ``CVConfig.members`` members; SimVP's ensemble once
+wired) run on the same windows and get the probabilistic scores with the same event intervals.
+The report (``scores.csv`` with ``lower``/``upper``, ``comparisons.csv``, ``folds.csv``,
+``reliability.csv``/``rank_histogram.csv``, ``scores.md``, plots and ``index.html``) goes to
+``DIR/reports/<sources>/cv-event/``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import xarray as xr
 from data_catalog.catalog import Catalog, get_source, load_catalog
 from data_catalog.paths import DataDir
 from data_catalog.vocabulary import INIT_TIME, LATITUDE, LONGITUDE, X, Y
-from pipelines.baselines import BASELINES, BaselineFn
+from pipelines.baselines import BASELINES, ENSEMBLE_BASELINES, BaselineFn, EnsembleFn
 from pipelines.evaluation.cross_validation.folds import (
     Event,
     Fold,
@@ -43,10 +46,12 @@ from pipelines.evaluation.cross_validation.folds import (
     fold_split_config,
     leave_one_event_out,
 )
+from pipelines.evaluation.ensembles import DEFAULT_MEMBERS, check_members
 from pipelines.evaluation.evaluate import (
     ARCHIVE_BASELINES,
     PLANS,
     SIMVP,
+    EvaluationPlan,
     MethodForecasts,
     ScoreRequest,
     concat_forecasts,
@@ -54,6 +59,7 @@ from pipelines.evaluation.evaluate import (
     score_forecasts,
     split_test_windows,
 )
+from pipelines.evaluation.scoring import ensemble_tables
 from pipelines.method.simvp import SimVPMethod
 from pipelines.training.source import train_source
 from pipelines.verification.bootstrap import BootstrapConfig
@@ -88,6 +94,13 @@ class CVConfig:
         Runs of one store at most this many missing steps apart form one event.
     comparison_thresholds : tuple of float
         Thresholds (fields' units) of the paired CSI comparisons, besides MSE.
+    ensembles : tuple of str, optional
+        Ensemble baselines (:data:`pipelines.baselines.ENSEMBLE_BASELINES`; default: the
+        kind's plan, ``steps`` for radar).
+    members : int
+        Members of every ensemble.
+    ensemble_seed : int
+        Seed of the ensembles (each window's seed derives from it and its init time).
     """
 
     split: FoldSplit = field(default_factory=FoldSplit)
@@ -97,10 +110,16 @@ class CVConfig:
     max_test_windows: int | None = None
     join_steps: int = 0
     comparison_thresholds: tuple[float, ...] = (1.0,)
+    ensembles: tuple[str, ...] | None = None
+    members: int = DEFAULT_MEMBERS
+    ensemble_seed: int = 0
 
     def __post_init__(self) -> None:
         for name in self.baselines or ():
             BASELINES.get(name)
+        for name in self.ensembles or ():
+            ENSEMBLE_BASELINES.get(name)
+        check_members(self.members, self.ensemble_seed)
         if self.max_test_windows is not None and self.max_test_windows < 1:
             raise ValueError(f"max_test_windows must be positive, got {self.max_test_windows!r}")
 
@@ -175,6 +194,7 @@ def positional(result: MethodForecasts) -> MethodForecasts:
         strip(result.observation),
         {k: strip(v) for k, v in result.forecasts.items()},
         strip(result.history),
+        {k: strip(v) for k, v in result.ensembles.items()},
     )
 
 
@@ -190,14 +210,20 @@ def score_fold(
     root: DataDir,
     catalog: Catalog | None,
     max_windows: int | None = None,
+    ensembles: Mapping[str, EnsembleFn] | None = None,
+    members: int = DEFAULT_MEMBERS,
+    seed: int = 0,
 ) -> MethodForecasts:
-    """Forecasts of SimVP and ``baselines`` on the test windows of a fold's checkpoint."""
+    """Forecasts of SimVP, ``baselines`` and ``ensembles`` on the test windows of a fold's
+    checkpoint."""
     method = SimVPMethod.from_checkpoint(checkpoint)
     meta = method.metadata
     preparation = method.preparation()
     refs, paths = split_test_windows(meta, root, catalog)
     in_frames, out_frames = method.frames()
     methods: dict[str, BaselineFn] = {SIMVP: method.as_baseline(), **baselines}
+    # SimVP's ensemble (issue 26, helper B) is wired here, one line:
+    #   ensembles = {SIMVP: method.as_ensemble(members=members, seed=seed), **(ensembles or {})}
     parts = []
     for s, path in enumerate(paths):
         starts = np.asarray([r.start for r in refs if r.store == s], dtype=np.int64)
@@ -208,10 +234,88 @@ def score_fold(
         needs = method.needs_archive or bool(ARCHIVE_BASELINES & set(baselines))
         archive = frames.load() if needs else None
         result = run_methods(
-            frames, _evenly(starts, max_windows), in_frames, out_frames, methods, archive
+            frames,
+            _evenly(starts, max_windows),
+            in_frames,
+            out_frames,
+            methods,
+            archive,
+            ensembles,
+            members,
+            seed,
         )
         parts.append(positional(result))
     return concat_forecasts(parts)
+
+
+def _fold_rows(
+    fold: Fold, part: MethodForecasts, train_seconds: float, eval_seconds: float
+) -> list[dict[str, Any]]:
+    """``folds.csv`` rows of one fold: MSE per method and lead, and the fold's timings."""
+    n = part.observation.sizes[INIT_TIME]
+    return [
+        {
+            "fold": fold.index,
+            "event": fold.test.name,
+            "windows": n,
+            "method": r.method,
+            "lead_time_minutes": r.lead_time_minutes,
+            "mse": r.value,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+        }
+        for r in score_forecasts(part, [ScoreRequest("mse")]).itertuples(index=False)
+    ]
+
+
+def score_pooled(
+    pooled: MethodForecasts,
+    groups: np.ndarray,
+    plan: EvaluationPlan,
+    config: CVConfig,
+    baselines: Sequence[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """Scores with event intervals, paired comparisons and the ensembles' tables of all folds.
+
+    Returns
+    -------
+    scores, comparisons : pandas.DataFrame
+    reliability, rank_histograms : pandas.DataFrame or None
+        See :func:`pipelines.evaluation.scoring.ensemble_tables`.
+    """
+    scores = score_forecasts(
+        pooled, plan.scores, plan.image_scores, ensemble_requests=plan.ensemble_scores
+    )
+    scores = interval_rows(
+        scores, pooled.observation, pooled.forecasts, groups, config.bootstrap, pooled.ensembles
+    )
+    comparisons = [Comparison(SIMVP, b) for b in baselines] + [
+        Comparison(SIMVP, b, "csi", threshold=t)
+        for b in baselines
+        for t in config.comparison_thresholds
+    ]
+    table = comparison_table(
+        pooled.observation, pooled.forecasts, comparisons, groups, config.bootstrap
+    )
+    extra, reliability, ranks = ensemble_tables(pooled, plan, groups, config.bootstrap)
+    table = pd.concat([table, extra], ignore_index=True) if len(extra) else table
+    return scores, table, reliability, ranks
+
+
+def _method_notes(config: CVConfig, ensembles: Sequence[str]) -> list[str]:
+    """Report notes on the intervals, the training and the ensembles."""
+    notes = [
+        f"intervals: {config.bootstrap.level:.0%} percentile bootstrap resampling whole events "
+        f"({config.bootstrap.n_resamples} resamples, seed {config.bootstrap.seed})",
+        "each fold trains with the source defaults on the other events (validation = the last "
+        f"{config.split.val_fraction:.0%} of their frames); same scoring code for every method",
+    ]
+    if ensembles:
+        notes.append(
+            f"ensembles ({', '.join(ensembles)}): {config.members} members, seed "
+            f"{config.ensemble_seed}; probabilistic scores under the method's name"
+        )
+    return notes
 
 
 def cross_validate(
@@ -223,6 +327,7 @@ def cross_validate(
     config: CVConfig | None = None,
     in_frames: int | None = None,
     out_frames: int | None = None,
+    ensembles: Mapping[str, EnsembleFn] | None = None,
     **train_options: Any,
 ) -> CVResult:
     """Leave-one-event-out cross-validation of SimVP against the kind's baselines.
@@ -240,6 +345,8 @@ def cross_validate(
     config : CVConfig, optional
     in_frames, out_frames : int, optional
         Window lengths (default: the kind's).
+    ensembles : mapping of str to EnsembleFn, optional
+        More ensemble methods by name (besides ``config.ensembles``).
     **train_options
         Passed to :func:`pipelines.training.source.train_source` for every fold (``epochs``,
         ``max_minutes``, ``preset`` ...); the defaults are the source's.
@@ -267,6 +374,9 @@ def cross_validate(
         folds = [folds[k] for k in config.folds]
     base_names = config.baselines if config.baselines is not None else plan.baselines
     baselines = {name: BASELINES.get(name) for name in base_names}
+    ensemble_names = config.ensembles if config.ensembles is not None else plan.ensembles
+    ensemble_methods = {name: ENSEMBLE_BASELINES.get(name) for name in ensemble_names}
+    ensemble_methods.update(ensembles or {})
     models = (
         os.fspath(out_dir) if out_dir is not None else os.path.join(root.models(label), CV_REPORT)
     )
@@ -285,25 +395,21 @@ def cross_validate(
             **train_options,
         )
         t1 = time.perf_counter()
-        part = score_fold(fit.checkpoint_path, baselines, root, catalog, config.max_test_windows)
+        part = score_fold(
+            fit.checkpoint_path,
+            baselines,
+            root,
+            catalog,
+            config.max_test_windows,
+            ensemble_methods,
+            config.members,
+            config.ensemble_seed,
+        )
         t2 = time.perf_counter()
         n = part.observation.sizes[INIT_TIME]
         parts.append(part)
         groups.append(np.full(n, fold.test.id))
-        mse = score_forecasts(part, [ScoreRequest("mse")])
-        for r in mse.itertuples(index=False):
-            rows.append(
-                {
-                    "fold": fold.index,
-                    "event": fold.test.name,
-                    "windows": n,
-                    "method": r.method,
-                    "lead_time_minutes": r.lead_time_minutes,
-                    "mse": r.value,
-                    "train_seconds": t1 - t0,
-                    "eval_seconds": t2 - t1,
-                }
-            )
+        rows += _fold_rows(fold, part, t1 - t0, t2 - t1)
         logger.info(
             "fold %d (%s): %d windows, train %.0f s, eval %.0f s",
             fold.index,
@@ -314,16 +420,7 @@ def cross_validate(
         )
     pooled = concat_forecasts(parts)
     group = np.concatenate(groups)
-    scores = score_forecasts(pooled, plan.scores, plan.image_scores)
-    scores = interval_rows(scores, pooled.observation, pooled.forecasts, group, config.bootstrap)
-    comparisons = [Comparison(SIMVP, b) for b in baselines] + [
-        Comparison(SIMVP, b, "csi", threshold=t)
-        for b in baselines
-        for t in config.comparison_thresholds
-    ]
-    table = comparison_table(
-        pooled.observation, pooled.forecasts, comparisons, group, config.bootstrap
-    )
+    scores, table, reliability, ranks = score_pooled(pooled, group, plan, config, list(baselines))
     spectra = spectra_by_method(pooled.observation, pooled.forecasts, (INIT_TIME, Y, X))
     spectra = {k: v.isel(channel=0) for k, v in spectra.items()}
     seconds = time.perf_counter() - started
@@ -335,10 +432,7 @@ def cross_validate(
         f"leave-one-event-out over {len(events)} events of {label} ({len(folds)} folds run"
         + ("" if len(folds) == len(events) else ", a partial run")
         + f"), {len(group)} held-out windows, {t_in} -> {t_out} frames at {spec.time_step}",
-        f"intervals: {config.bootstrap.level:.0%} percentile bootstrap resampling whole events "
-        f"({config.bootstrap.n_resamples} resamples, seed {config.bootstrap.seed})",
-        "each fold trains with the source defaults on the other events (validation = the last "
-        f"{config.split.val_fraction:.0%} of their frames); same scoring code for every method",
+        *_method_notes(config, sorted(pooled.ensembles)),
         f"wall time {seconds / 60:.1f} min",
     ]
     provenance = {
@@ -356,6 +450,9 @@ def cross_validate(
         spectra=spectra,
         provenance=provenance,
         comparisons=table,
+        reliability=reliability,
+        rank_histograms=ranks,
+        n_groups=len(np.unique(group)),
     )
     return CVResult(
         events, folds, scores, table, per_fold, pooled, group, directory, files, seconds
