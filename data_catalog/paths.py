@@ -122,3 +122,13 @@ class DataDir:
     def reports(self, source: str) -> str:
         """Directory of the verification reports of ``source``."""
         return self._join("reports", source)
+
+    def verification(self, source: str, n_leads: int | None = None) -> str:
+        """Directory of the live verification store of ``source`` (Parquet, one file per day).
+
+        ``n_leads`` names the verification of ``forecast_store(source, n_leads)``:
+        ``verification/<source>`` for the checkpoint's own horizon, else
+        ``verification/<source>-<N>leads``.
+        """
+        name = Path(self.forecast_store(source, n_leads)).name.removesuffix(".zarr")
+        return self._join("verification", name)
