@@ -193,7 +193,7 @@ def write_live_page(
         f"<title>Live verification of {html.escape(source)}</title><style>{STYLE}</style>",
         f"</head><body><h1>Live verification of {html.escape(source)}</h1>",
         "<ul>"
-        f"<li>as of {as_of:%Y-%m-%d %H:%M}Z; {n_entries} forecasts verified in the last 30 days</li>"
+        f"<li>as of {as_of:%Y-%m-%d %H:%M}Z; {n_entries} forecasts verified in the last 30 d</li>"
         "<li>skill = 1 - MSE(SimVP) / MSE(reference), summed over the init times and leads both "
         "were scored on (references recomputed from the observations for the same init times)</li>"
         f"<li>store {html.escape(str(store.path))}</li></ul>",

@@ -30,6 +30,7 @@ from pipelines.verification import SCORES, get_score
 logger = logging.getLogger(__name__)
 
 SIMVP = "simvp"
+METHOD = "method"  # the stacking dim of SimVP and the baselines in one score call
 PROBABILITY = "probability_of_{}_above_threshold"
 ENSEMBLE = "{}_ensemble"
 REALIZATION = "realization"
@@ -73,7 +74,12 @@ class ScoreConfig:
 
 
 def _rows(values: xr.DataArray, **fields: object) -> list[dict[str, object]]:
-    """One row per lead of a score reduced to ``(lead_time,)``."""
+    """One row per lead (and per ``method`` when that dim is there) of a reduced score."""
+    if METHOD in values.dims:
+        rows = []
+        for method in values[METHOD].values:
+            rows += _rows(values.sel({METHOD: method}, drop=True), **fields, method=str(method))
+        return rows
     minutes = values[LEAD_TIME].values / np.timedelta64(1, "m")
     return [
         {**fields, "lead_time_minutes": float(m), "value": float(v)}
@@ -82,13 +88,23 @@ def _rows(values: xr.DataArray, **fields: object) -> list[dict[str, object]]:
 
 
 def deterministic_rows(
-    method: str,
-    variable: str,
-    forecast: xr.DataArray,
+    forecasts: xr.DataArray,
     observed: xr.DataArray,
+    variable: str,
     config: ScoreConfig,
 ) -> list[dict[str, object]]:
-    """Rows of ``method``'s ``(lead_time, y, x)`` forecast against ``observed`` (same dims).
+    """Rows of every method's forecast against ``observed``, one score call per score.
+
+    Parameters
+    ----------
+    forecasts : xr.DataArray
+        ``(method, lead_time, y, x)`` physical units: SimVP and the baselines stacked.
+    observed : xr.DataArray
+        ``(lead_time, y, x)`` same units, NaN = not observed.
+    variable : str
+        Variable name written in the rows.
+    config : ScoreConfig
+        Which scores and thresholds.
 
     Returns
     -------
@@ -98,12 +114,12 @@ def deterministic_rows(
     rows: list[dict[str, object]] = []
     spatial = (Y, X)
     for name in config.scores:
-        value = get_score(name)(forecast, observed, dims=spatial)
-        rows += _rows(value, method=method, score=name, variable=variable)
+        value = get_score(name)(forecasts, observed, dims=spatial)
+        rows += _rows(value, score=name, variable=variable)
     for name in config.categorical:
         for threshold in config.thresholds:
-            value = get_score(name)(forecast, observed, dims=spatial, threshold=threshold)
-            rows += _rows(value, method=method, score=name, variable=variable, threshold=threshold)
+            value = get_score(name)(forecasts, observed, dims=spatial, threshold=threshold)
+            rows += _rows(value, score=name, variable=variable, threshold=threshold)
     return rows
 
 
@@ -223,16 +239,18 @@ def score_entry(
     for variable in variables:
         obs = observed.sel({CHANNEL: variable}, drop=True)
         obs_vars[variable] = obs
-        simvp = entry[variable].reset_coords(drop=True)
-        rows += deterministic_rows(SIMVP, variable, simvp, obs, config)
-        for name, forecast in methods.items():
+        fields = [entry[variable].reset_coords(drop=True)]
+        for forecast in methods.values():
             field = (
                 forecast.sel({CHANNEL: variable}, drop=True)
                 if CHANNEL in forecast.dims
                 else forecast
             )
-            field = field.reset_coords(drop=True).assign_coords({LEAD_TIME: obs[LEAD_TIME]})
-            rows += deterministic_rows(name, variable, field, obs, config)
+            fields.append(field.reset_coords(drop=True).assign_coords({LEAD_TIME: obs[LEAD_TIME]}))
+        names = [SIMVP, *methods]
+        stacked = xr.concat(fields, dim=METHOD, coords="minimal", compat="override")
+        stacked = stacked.assign_coords({METHOD: names})  # (method, lead_time, y, x)
+        rows += deterministic_rows(stacked, obs, variable, config)
     rows += probabilistic_rows(entry, xr.Dataset(obs_vars))
     frame = pd.DataFrame(rows)
     frame.insert(0, "init_time", init)
