@@ -1,0 +1,113 @@
+"""A small live setup for the verification tests: an observation store and issued forecasts.
+
+The observation store is :func:`tests.pipelines.forecast_helpers.obs_store` (36 frames from
+12:00 every 5 min, a disc of value ``t + 1`` mm/h at frame ``t``); the forecasts come from the
+hand-computable fake model (lead ``k`` = last input + ``k``, 3 leads of 5 min) through the real
+:func:`pipelines.forecast.run.run_forecast`, so the forecast store is the real one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from tests.pipelines.forecast_helpers import FakeLoaded, fake_predict, obs_store
+
+SOURCE = "mch-radar"  # a catalog name (the flow checks it); the data are synthetic
+INITS = pd.date_range("2021-06-01T12:30", periods=4, freq="15min")
+AS_OF = pd.Timestamp("2021-06-01T15:00")
+LATE = 17  # frame 13:25: a valid time of the 13:15 entry only (no forecast's input, no history)
+
+
+def issue(data_dir: Path, inits=INITS, checkpoint_name: str = "fake.pt") -> None:
+    """Issue the fake model's forecasts for ``inits`` into ``DIR/forecasts/<SOURCE>.zarr``."""
+    from pipelines.forecast.run import run_forecast
+    from pipelines.method.simvp import SimVPMethod
+
+    loaded = FakeLoaded()
+    loaded.path = checkpoint_name
+    method = SimVPMethod.from_loaded(loaded, fake_predict)
+    for init in inits:
+        run_forecast(SOURCE, init_time=init, checkpoint=method, data_dir=data_dir)
+
+
+def build(data_dir: Path, absent: tuple[int, ...] = ()) -> Path:
+    """Observation store (frames ``absent`` missing) and the four issued forecasts."""
+    obs_store(data_dir / "stores" / f"{SOURCE}.zarr", n_times=36, absent=absent)
+    issue(data_dir)
+    return data_dir
+
+
+def arrive(data_dir: Path, index: int) -> None:
+    """A late observation: frame ``index`` gets its data and ``frame_present`` True."""
+    group = zarr.open_group(str(data_dir / "stores" / f"{SOURCE}.zarr"), mode="r+")
+    previous = np.asarray(group["precipitation_rate"][index - 1])
+    frame = np.where(previous > 0, index + 1.0, previous)  # the store's pattern: t + 1 in the disc
+    group["precipitation_rate"][index] = frame.astype("float32")
+    group["frame_present"][index] = True
+
+
+def copy(template: Path, target: Path) -> Path:
+    """A fresh copy of a prepared data directory."""
+    shutil.copytree(template, target)
+    return target
+
+
+def chromium() -> str:
+    """Path of a Chromium binary; skips without one, except in CI (``$CI`` set) where it fails.
+
+    CI installs Debian's ``chromium`` (``.ci/run``), so a missing browser there is a broken CI
+    image, not a reason to skip the page tests.
+    """
+    import os
+
+    found = next(
+        (shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None
+    )
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but chromium is not installed (.ci/run installs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def browser_images(page: Path, tmp: Path, browser: str) -> list[tuple[bool, int, int]]:
+    """``(complete, naturalWidth, naturalHeight)`` of every image of ``page`` after load."""
+    import re
+
+    probe = tmp / "probe.html"
+    script = (
+        "<script>window.addEventListener('load', () => { document.body.setAttribute("
+        "'data-sizes', Array.from(document.images).map(i => i.complete + ':' + i.naturalWidth"
+        " + 'x' + i.naturalHeight).join(' ')); });</script>"
+    )
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"))
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    dom = subprocess.run(
+        [*args, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=90
+    ).stdout
+    sizes = re.search(r'data-sizes="([^"]*)"', dom)
+    assert sizes, f"no data-sizes attribute in the DOM: {dom[:300]!r}"
+    out = []
+    for entry in sizes.group(1).split():
+        complete, size = entry.split(":")
+        width, height = (int(v) for v in size.split("x"))
+        out.append((complete == "true", width, height))
+    return out
+
+
+def screenshot(page: Path, shot: Path, browser: str, size: str = "1200,2400") -> Path:
+    """A headless Chromium screenshot of ``page``."""
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    subprocess.run(
+        [*args, f"--screenshot={shot}", f"--window-size={size}", page.as_uri()],
+        capture_output=True,
+        timeout=90,
+    )
+    return shot
