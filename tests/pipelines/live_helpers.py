@@ -37,10 +37,10 @@ def issue(data_dir: Path, inits=INITS, checkpoint_name: str = "fake.pt") -> None
         run_forecast(SOURCE, init_time=init, checkpoint=method, data_dir=data_dir)
 
 
-def build(data_dir: Path, absent: tuple[int, ...] = ()) -> Path:
-    """Observation store (frames ``absent`` missing) and the four issued forecasts."""
+def build(data_dir: Path, absent: tuple[int, ...] = (), inits=INITS) -> Path:
+    """Observation store (frames ``absent`` missing) and the issued forecasts (``inits``)."""
     obs_store(data_dir / "stores" / f"{SOURCE}.zarr", n_times=36, absent=absent)
-    issue(data_dir)
+    issue(data_dir, inits)
     return data_dir
 
 
