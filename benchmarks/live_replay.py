@@ -85,6 +85,46 @@ def tiny_checkpoint(
     return path
 
 
+class PersistenceModel:
+    """A stand-in for a loaded checkpoint whose predictor repeats the last input frame.
+
+    Wrapped with :func:`persistence_predict` as a
+    :class:`pipelines.method.simvp.SimVPMethod`, it goes through the real
+    :func:`pipelines.forecast.run.run_forecast` (inputs, store write, provenance) without a
+    network call, so the soak measures the pipeline's bookkeeping.
+    """
+
+    def __init__(self, source: str) -> None:
+        from simvp_model.normalisation import Normalisation
+
+        self.model = None
+        self.config = None
+        self.normalisation = Normalisation("dbr", (0.0,), (10.0,), 0.1)
+        self.metadata = {
+            "source": source,
+            "variables": ["precipitation_rate"],
+            "time_step": "5min",
+            "coarsen": 1,
+            "crop": None,
+            "in_frames": IN_FRAMES,
+            "out_frames": LEADS,
+        }
+        self.path = "persistence-model"
+
+
+def persistence_predict(loaded, frames: np.ndarray, horizon: int) -> np.ndarray:
+    """``(1, T_in, C, H, W)`` → ``(1, horizon, C, H, W)``: the last frame repeated."""
+    return np.repeat(frames[:, -1:], horizon, axis=1)
+
+
+def _model(kind: str, root: Path, source: str):
+    if kind == "tiny":
+        return str(tiny_checkpoint(root / "tiny.pt", SHAPE, source))
+    from pipelines.method.simvp import SimVPMethod
+
+    return SimVPMethod.from_loaded(PersistenceModel(source), persistence_predict)
+
+
 def _screenshot(page: Path, shot: Path) -> str | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
@@ -98,42 +138,13 @@ def _screenshot(page: Path, shot: Path) -> str | None:
     return str(shot) if shot.is_file() else None
 
 
-def soak(days: int, page_every: int, root: Path) -> dict:
-    """Replay ``days`` synthetic days; per-day rows of time per hour and peak RSS."""
-    from pipelines.ingest.synthetic import read_generated, synthetic_spec, write_files
-    from pipelines.live.replay import replay_source
-
-    spec = synthetic_spec(root / "files", shape=SHAPE, chunks={"time": 12})
-    end = START + pd.Timedelta(days=days) - pd.Timedelta("1h")
-    write_files(spec, pd.date_range(START - pd.Timedelta("1h"), end, freq="5min"), generate=True)
-    checkpoint = tiny_checkpoint(root / "tiny.pt", SHAPE, spec.name)
-    data = root / "data"
-    records = []
-    pages = []
-
-    def on_hour(record, report) -> None:
-        records.append(record)
-        if report is not None and report.page:
-            pages.append(report.page)
-
-    hours = pd.date_range(START, end, freq="h")
-    # Chunks of ``page_every`` hours; each replay's first hour re-ingests the hour before it
-    # (the default 1 h warm-up), which the idempotent ingest rewrites unchanged.
-    for chunk_start in range(0, len(hours), page_every):
-        chunk = hours[chunk_start : chunk_start + page_every]
-        if len(chunk) > 1:
-            replay_source(
-                spec, chunk[0], chunk[-2], data, checkpoint=str(checkpoint),
-                reader=read_generated,
-                render=False, on_hour=on_hour,
-            )  # fmt: skip
-        replay_source(
-            spec, chunk[-1], chunk[-1], data, checkpoint=str(checkpoint),
-            reader=read_generated, render=True, on_hour=on_hour,
-        )  # fmt: skip
+def _day_rows(records: list, days: int) -> list[dict]:
+    """Per simulated day: hours, forecasts, entries scored, s/hour (mean, max), peak RSS."""
     rows = []
     for day in range(days):
         day_records = records[day * 24 : (day + 1) * 24]
+        if not day_records:
+            break
         seconds = [r.seconds for r in day_records]
         rows.append(
             {
@@ -146,7 +157,39 @@ def soak(days: int, page_every: int, root: Path) -> dict:
                 "peak_rss_mb": day_records[-1].peak_rss_mb,
             }
         )
-    return {"rows": rows, "page": pages[-1] if pages else None, "data": str(data)}
+    return rows
+
+
+def soak(days: int, page_every: int, root: Path, model: str, on_day=None) -> dict:
+    """Replay ``days`` synthetic days; per-day rows of time per hour and peak RSS."""
+    from pipelines.ingest.synthetic import read_generated, synthetic_spec, write_files
+    from pipelines.live.replay import replay_source
+
+    spec = synthetic_spec(root / "files", shape=SHAPE, chunks={"time": 12})
+    end = START + pd.Timedelta(days=days) - pd.Timedelta("1h")
+    write_files(spec, pd.date_range(START - pd.Timedelta("1h"), end, freq="5min"), generate=True)
+    checkpoint = _model(model, root, spec.name)
+    data = root / "data"
+    records: list = []
+    pages: list = []
+
+    def on_hour(record, report) -> None:
+        records.append(record)
+        if report is not None and report.page:
+            pages.append(report.page)
+
+    hours = pd.date_range(START, end, freq="h")
+    # Chunks of ``page_every`` hours; each replay's first hour re-ingests the hour before it
+    # (the default 1 h warm-up), which the idempotent ingest rewrites unchanged.
+    for chunk_start in range(0, len(hours), page_every):
+        chunk = hours[chunk_start : chunk_start + page_every]
+        common = {"checkpoint": checkpoint, "reader": read_generated, "on_hour": on_hour}
+        if len(chunk) > 1:
+            replay_source(spec, chunk[0], chunk[-2], data, render=False, **common)
+        replay_source(spec, chunk[-1], chunk[-1], data, render=True, **common)
+        if on_day is not None:
+            on_day({"rows": _day_rows(records, days), "page": pages[-1] if pages else None})
+    return {"rows": _day_rows(records, days), "page": pages[-1] if pages else None}
 
 
 def verify_demo(data_dir: Path, repeats: int) -> dict:
@@ -164,7 +207,7 @@ def verify_demo(data_dir: Path, repeats: int) -> dict:
     checkpoint = tiny_checkpoint(
         work / "demo.pt", (160, 176), "mch-radar", coarsen=4, crop=[0, 640, 0, 704]
     )
-    run_forecast("mch-radar", init_time=init, checkpoint=str(checkpoint), data_dir=work)
+    run_forecast("mch-radar", init_time=init, checkpoint=checkpoint, data_dir=work)
     quiet = AlertConfig(max_input_age=None, min_skill=-1e9)
     seconds = []
     for _ in range(repeats):
@@ -183,7 +226,8 @@ def _markdown(result: dict) -> str:
         "# Live replay soak",
         "",
         f"{result['days']} simulated days of a synthetic {SHAPE[0]}x{SHAPE[1]} source, hourly "
-        f"ingest → 12-lead forecast (tiny random SimVP) → verify (SimVP, persistence, LK); page "
+        f"ingest → 12-lead forecast (model: {result['model']}) → verify (SimVP, persistence, "
+        f"LK); page "
         f"every {result['page_every']} h. Load average at start {result['load_start']}, at end "
         f"{result['load_end']} on {result['cpus']} CPUs (shared machine).",
         "",
@@ -198,6 +242,7 @@ def _markdown(result: dict) -> str:
     first, last = result["rows"][0], result["rows"][-1]
     lines += [
         "",
+        f"{sum(r['hours'] for r in result['rows'])} simulated hours so far. "
         f"Peak RSS day {last['day']} / day 1: {last['peak_rss_mb'] / first['peak_rss_mb']:.3f}; "
         f"mean s/hour day {last['day']} / day 1: "
         f"{last['mean_s_per_hour'] / first['mean_s_per_hour']:.3f}.",
@@ -212,6 +257,10 @@ def main(argv=None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="2 days (smoke run)")
     parser.add_argument("--page-every", type=int, default=24, help="hours between page builds")
+    parser.add_argument(
+        "--model", choices=("persistence", "tiny"), default="persistence",
+        help="the forecasting model: persistence through run_forecast, or a tiny random SimVP",
+    )  # fmt: skip
     parser.add_argument("--verify-demo", type=Path, default=None, metavar="DIR")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="live_replay")
@@ -226,20 +275,25 @@ def main(argv=None) -> int:
         return 0
     days = 2 if args.quick else args.days
     root = Path(tempfile.mkdtemp(prefix="live-replay-"))
-    load_start = round(os.getloadavg()[0], 1)
-    result = soak(days, args.page_every, root)
-    result.update(
-        days=days,
-        page_every=args.page_every,
-        load_start=load_start,
-        load_end=round(os.getloadavg()[0], 1),
-        cpus=os.cpu_count(),
-        python=platform.python_version(),
-    )
+    meta = {
+        "days": days,
+        "model": args.model,
+        "page_every": args.page_every,
+        "load_start": round(os.getloadavg()[0], 1),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+    def save(partial: dict) -> dict:
+        result = {**meta, **partial, "load_end": round(os.getloadavg()[0], 1)}
+        (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+        (RESULTS / f"{args.out}.md").write_text(_markdown(result))
+        return result
+
+    result = save(soak(days, args.page_every, root, args.model, on_day=save))  # per day: partial
     if result["page"]:
         result["screenshot"] = _screenshot(Path(result["page"]), RESULTS / f"{args.out}_page.png")
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    (RESULTS / f"{args.out}.md").write_text(_markdown(result))
+        result = save(result)
     print(_markdown(result))
     shutil.rmtree(root, ignore_errors=True)
     return 0
