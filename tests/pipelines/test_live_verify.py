@@ -151,3 +151,14 @@ def test_probabilistic_rows_of_a_synthetic_entry() -> None:
     assert events == pytest.approx((o[ok] > 2.0).sum())
     # deterministic-only entries have no probabilistic rows
     assert probabilistic_rows(xr.Dataset(), observed) == []
+
+
+def test_configs_refuse_bad_values() -> None:
+    from pipelines.live import ScoreConfig
+
+    with pytest.raises(ValueError, match="unknown score 'nope'"):
+        ScoreConfig(scores=("nope",))
+    with pytest.raises(ValueError, match="window must be a positive duration"):
+        AlertConfig(window="-1h")
+    with pytest.raises(ValueError, match="max_input_age"):
+        AlertConfig(max_input_age="0min")
