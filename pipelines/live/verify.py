@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 
 from data_catalog.paths import DataDir
-from data_catalog.vocabulary import CHANNEL, INIT_TIME, LEAD_TIME, TIME, X, Y
+from data_catalog.vocabulary import INIT_TIME, LEAD_TIME, TIME, X, Y
 from pipelines.forecast.inputs import newest_observation
 from pipelines.forecast.store import INPUT_TIME, PROVENANCE_STRINGS, open_forecast_store
 from pipelines.live.alerts import AlertConfig, check_alerts
@@ -187,12 +187,10 @@ def _score_one(
     )
     past = observed_frames(obs, preparation, history)
     past = past.assign_coords({Y: entry[Y].values, X: entry[X].values})
-    if bool(past.isel({TIME: -1}).isnull().all()) or past.sizes[CHANNEL] != len(variables):
-        past_arg = None  # the init frame is missing: no baseline can be made
+    if bool(past.isel({TIME: -1}).isnull().all()):
         logger.warning("no observed frame at init %s: baselines skipped", history[-1])
-    else:
-        past_arg = past
-    return score_entry(entry, observed, past_arg, variables, config)
+        return score_entry(entry, observed, None, variables, config)
+    return score_entry(entry, observed, past, variables, config)
 
 
 def verify_source(
