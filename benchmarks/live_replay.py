@@ -2,8 +2,9 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.live_replay            # 30 simulated days (720 hours)
-    .venv/bin/python -m benchmarks.live_replay --quick    # 2 simulated days, a smoke run
+    .venv/bin/python -m benchmarks.live_replay --days 30  # the soak: 720 simulated hours
+    .venv/bin/python -m benchmarks.live_replay            # 3 simulated days (a few minutes)
+    .venv/bin/python -m benchmarks.live_replay --quick    # 1 simulated day, a smoke run
     .venv/bin/python -m benchmarks.live_replay --verify-demo DIR   # timing on the demo domain
 
 What it simulates: :func:`pipelines.live.replay.replay_source` over a synthetic radar-like
@@ -160,7 +161,7 @@ def _day_rows(records: list, days: int) -> list[dict]:
     return rows
 
 
-def soak(days: int, page_every: int, root: Path, model: str, on_day=None) -> dict:
+def soak(days: int, page_every: int, root: Path, model: str, on_day=None, hours_cap=None) -> dict:
     """Replay ``days`` synthetic days; per-day rows of time per hour and peak RSS."""
     from pipelines.ingest.synthetic import read_generated, synthetic_spec, write_files
     from pipelines.live.replay import replay_source
@@ -178,7 +179,7 @@ def soak(days: int, page_every: int, root: Path, model: str, on_day=None) -> dic
         if report is not None and report.page:
             pages.append(report.page)
 
-    hours = pd.date_range(START, end, freq="h")
+    hours = pd.date_range(START, end, freq="h")[:hours_cap]
     # Chunks of ``page_every`` hours; each replay's first hour re-ingests the hour before it
     # (the default 1 h warm-up), which the idempotent ingest rewrites unchanged.
     for chunk_start in range(0, len(hours), page_every):
@@ -254,8 +255,8 @@ def _markdown(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.live_replay")
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="2 days (smoke run)")
+    parser.add_argument("--days", type=int, default=3, help="simulated days (the soak: 30)")
+    parser.add_argument("--quick", action="store_true", help="1 day (smoke run)")
     parser.add_argument("--page-every", type=int, default=24, help="hours between page builds")
     parser.add_argument(
         "--model", choices=("persistence", "tiny"), default="persistence",
@@ -273,7 +274,7 @@ def main(argv=None) -> int:
         print(json.dumps(result, indent=1))
         (RESULTS / "live_verify_demo.json").write_text(json.dumps(result, indent=1) + "\n")
         return 0
-    days = 2 if args.quick else args.days
+    days = 1 if args.quick else args.days
     root = Path(tempfile.mkdtemp(prefix="live-replay-"))
     meta = {
         "days": days,
