@@ -173,8 +173,12 @@ def write_live_page(
     forecast_path: str,
     obs_path: str,
     config: ScoreConfig,
+    page_name: str = PAGE_NAME,
 ) -> str:
-    """Rebuild ``DIR/reports/<source>/live.html`` from the last 30 days of ``store``.
+    """Rebuild ``DIR/reports/<source>/<page_name>`` from the last 30 days of ``store``.
+
+    ``page_name`` is ``live.html`` for the forecast store at the model's own horizon and
+    ``live-<N>leads.html`` for ``<source>-<N>leads.zarr``, so the two never overwrite each other.
 
     Returns
     -------
@@ -182,7 +186,7 @@ def write_live_page(
         Path of the page.
     """
     folder = Path(paths.reports(source))
-    figures = folder / "live"
+    figures = folder / Path(page_name).stem
     figures.mkdir(parents=True, exist_ok=True)
     rows = store.read(as_of - pd.Timedelta(WINDOWS[-1]), as_of)
     references = list(config.baselines)
@@ -212,8 +216,8 @@ def write_live_page(
         _section("Worst recent cases", _worst_cases(rows, as_of, forecast_path, obs_path, figures))
     )
     parts.append("</body></html>")
-    page = folder / PAGE_NAME
-    tmp = page.with_name(f".{PAGE_NAME}.tmp")
+    page = folder / page_name
+    tmp = page.with_name(f".{page_name}.tmp")
     tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
     os.replace(tmp, page)  # readers never see a half-written page
     return str(page)

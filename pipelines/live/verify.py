@@ -224,7 +224,7 @@ def verify_source(
     alerts : AlertConfig, optional
         Alert rules (default :class:`AlertConfig`).
     render : bool
-        Write ``DIR/reports/<source>/live.html``.
+        Write ``DIR/reports/<source>/live.html`` (``live-<N>leads.html`` with ``leads``).
     lookback : str or pandas.Timedelta
         Default span before ``as_of`` when ``since`` is None.
 
@@ -277,7 +277,8 @@ def verify_source(
     if render:
         from pipelines.live.page import write_live_page
 
-        page = write_live_page(source, paths, store, as_of, forecast_path, obs_path, config)
+        name = "live.html" if leads is None else f"live-{leads}leads.html"
+        page = write_live_page(source, paths, store, as_of, forecast_path, obs_path, config, name)
         stage("page_written")
         timings["page"] = time.perf_counter() - t0 - sum(timings.values())
     found = check_alerts(store, as_of, observed_until, alerts)
