@@ -154,3 +154,13 @@ class DataDir:
         names = [check_path_name(source)]
         names += [check_path_name(f, "report folder") for f in folders]
         return self._join("reports", *names)
+
+    def verification(self, source: str, n_leads: int | None = None) -> str:
+        """Directory of the live verification store of ``source`` (Parquet, one file per day).
+
+        ``n_leads`` names the verification of ``forecast_store(source, n_leads)``:
+        ``verification/<source>`` for the checkpoint's own horizon, else
+        ``verification/<source>-<N>leads``.
+        """
+        name = Path(self.forecast_store(source, n_leads)).name.removesuffix(".zarr")
+        return self._join("verification", name)

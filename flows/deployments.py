@@ -11,6 +11,7 @@ Two ways to run them, both from this one declaration (see ``docs/prefect.md``):
 
 Schedules (UTC): ``ingest/<source>`` at minute 0 of every hour and ``forecast/<source>``
 five minutes later (minute 5), so each hourly forecast starts from freshly ingested inputs;
+``verify/<source>`` at minute 10 scores the issued forecasts whose observations have arrived;
 ``train-simvp`` and ``evaluate`` run on demand (``prefect deployment run
 'train-simvp/mch-radar'``).
 """
@@ -27,9 +28,10 @@ from typing import Any
 
 import yaml
 
-#: Hourly cron of the ingest flow (minute 0) and of the forecast flow (5 min later).
+#: Hourly crons: ingest at minute 0, forecast 5 min later, verify 5 min after that.
 INGEST_CRON = "0 * * * *"
 FORECAST_CRON = "5 * * * *"
+VERIFY_CRON = "10 * * * *"  # after the forecast: scores what the last ingest made observable
 WORK_POOL = "local-process"
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
 TAGS = ("simvp-nowcast",)
@@ -90,6 +92,7 @@ FLOWS: tuple[FlowEntry, ...] = (
     FlowEntry("ingest", "flows.ingest", "ingest", INGEST_CRON),
     FlowEntry("train-simvp", "flows.train", "train_simvp"),
     FlowEntry("forecast", "flows.forecast", "forecast", FORECAST_CRON),
+    FlowEntry("verify", "flows.verify", "verify", VERIFY_CRON),
     FlowEntry("evaluate", "flows.evaluate", "evaluate"),
 )
 

@@ -71,3 +71,9 @@ def test_one_forecast_store_per_lead_configuration(monkeypatch, tmp_path):
     )
     with pytest.raises(ValueError, match="n_leads must be a positive integer"):
         d.forecast_store("mch-radar", 0)
+
+
+def test_one_verification_store_per_forecast_store(tmp_path):
+    d = DataDir.resolve(tmp_path)
+    assert d.verification("mch-radar") == str(tmp_path / "verification" / "mch-radar")
+    assert d.verification("mch-radar", 24) == str(tmp_path / "verification" / "mch-radar-24leads")

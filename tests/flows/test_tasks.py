@@ -201,6 +201,11 @@ def test_forecast_task_calls_run_forecast(monkeypatch: pytest.MonkeyPatch) -> No
 # --- deployments ----------------------------------------------------------------------------
 
 
+def by_cron(specs, name: str) -> str | None:
+    """The cron of deployment ``name`` among ``specs``."""
+    return next(spec.cron for spec in specs if spec.full_name == name)
+
+
 def test_every_source_gets_every_flow() -> None:
     from data_catalog.catalog import list_sources
 
@@ -208,6 +213,7 @@ def test_every_source_gets_every_flow() -> None:
     names = {spec.full_name for spec in specs}
     assert "train-simvp/mch-radar" in names
     assert "forecast/mch-radar" in names
+    assert by_cron(specs, "verify/mch-radar") == "10 * * * *"  # next to forecast/mch-radar
     assert len(names) == len(specs) == len(FLOWS) * len(list_sources())
     by_name = {spec.full_name: spec for spec in specs}
     assert by_name["forecast/mch-radar"].cron == FORECAST_CRON == "5 * * * *"
@@ -378,6 +384,7 @@ def test_deployments_cli_lists_and_writes_prefect_yaml(
         "ingest/mch-radar\t0 * * * *",
         "train-simvp/mch-radar\ton demand",
         "forecast/mch-radar\t5 * * * *",
+        "verify/mch-radar\t10 * * * *",
         "evaluate/mch-radar\ton demand",
     ]
     assert main(["--write-prefect-yaml", str(tmp_path / "p.yaml"), "--sources", "mch-radar"]) == 0
@@ -386,6 +393,7 @@ def test_deployments_cli_lists_and_writes_prefect_yaml(
         "flows/ingest.py:ingest",
         "flows/train.py:train_simvp",
         "flows/forecast.py:forecast",
+        "flows/verify.py:verify",
         "flows/evaluate.py:evaluate",
     ]
 
